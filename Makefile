@@ -1,0 +1,35 @@
+# The portal's commands; see README.md. Everything runs from .venv, created on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format bench messages
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	PORT=$(PORT) $(PY) scripts/run_portal.py
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) tests/benchmarks/run.py
+
+messages: install
+	$(PY) manage.py makemessages -l ru -l en --no-obsolete -i ".venv/*" -i "tests/*"
+	$(PY) manage.py compilemessages -i ".venv"

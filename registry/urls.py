@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from registry import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("accounts/", include(("institutions.urls", "accounts"), namespace="accounts")),
+    path("cabinet/", include(("documents.urls", "cabinet"), namespace="cabinet")),
+    path("", include("documents.public_urls")),
+    path("api/v1/", include("registry.api_urls")),
+    path("health/", views.health, name="health"),
+]
+
+if settings.GOSUSLUGI_EMULATOR:
+    urlpatterns.append(path("gosuslugi-emulator/", include("documents.emulator_urls")))

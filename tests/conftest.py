@@ -1,0 +1,112 @@
+"""Fixtures and personas shared by every test.
+
+Personas: Alice signs at her school, Bob is a clerk at the same school, Charlie
+signs at another school and must see nothing of Alice's.
+
+Tests marked `postgres`, `redis` or `browser` skip with a reason when the service is
+absent — except in CI, where REGISTRY_REQUIRE_SERVICES=1 turns every skip into a
+failure so a missing service cannot pass unnoticed.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+from registry.actors import Actor
+from tests.factories import (
+    ExperimentFactory,
+    InstitutionFactory,
+    MembershipFactory,
+    ParticipationFactory,
+    UserFactory,
+)
+
+REQUIRE_SERVICES = os.environ.get("REGISTRY_REQUIRE_SERVICES") == "1"
+
+
+def _redis_up() -> bool:
+    url = os.environ.get("CELERY_BROKER_URL", "")
+    if not url.startswith("redis"):
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and not settings.USING_POSTGRES:
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://…")
+    if item.get_closest_marker("redis") and not _redis_up():
+        pytest.skip("needs Redis: set CELERY_BROKER_URL=redis://…")
+    if item.get_closest_marker("browser") and not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("needs Debian's chromium and chromium-driver")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped in CI, where every service must be present: {reason}"
+
+
+@pytest.fixture
+def experiment(db):
+    return ExperimentFactory()
+
+
+@pytest.fixture
+def school(db, experiment):
+    institution = InstitutionFactory(short_name="Школа Алисы")
+    ParticipationFactory(experiment=experiment, institution=institution)
+    return institution
+
+
+@pytest.fixture
+def other_school(db, experiment):
+    institution = InstitutionFactory(short_name="Школа Чарли")
+    ParticipationFactory(experiment=experiment, institution=institution)
+    return institution
+
+
+@pytest.fixture
+def alice(school):
+    user = UserFactory(username="alice")
+    MembershipFactory(user=user, institution=school, role="signer")
+    return user
+
+
+@pytest.fixture
+def bob(school):
+    user = UserFactory(username="bob")
+    MembershipFactory(user=user, institution=school, role="clerk")
+    return user
+
+
+@pytest.fixture
+def charlie(other_school):
+    user = UserFactory(username="charlie")
+    MembershipFactory(user=user, institution=other_school, role="signer")
+    return user
+
+
+@pytest.fixture
+def alice_actor(alice, school):
+    return Actor.staff(user=alice, institution=school, role="signer")
+
+
+@pytest.fixture
+def bob_actor(bob, school):
+    return Actor.staff(user=bob, institution=school, role="clerk")
+
+
+@pytest.fixture
+def charlie_actor(charlie, other_school):
+    return Actor.staff(user=charlie, institution=other_school, role="signer")
