@@ -1,0 +1,1 @@
+from documents import admin_delivery  # noqa: F401  (registers Delivery)

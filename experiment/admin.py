@@ -1,0 +1,1 @@
+"""Admin for experiments, stages, participation, purge reports, dashboard."""

@@ -1,0 +1,1 @@
+"""Admin for partner API keys."""

@@ -1,0 +1,1 @@
+"""Admin for signing keys (rotate, revoke)."""
