@@ -29,8 +29,9 @@ def today() -> dt.date:
     return timezone.localdate()
 
 
-def active_stage(*, experiment: Experiment, on: dt.date) -> Stage | None:
-    return experiment.stages.filter(starts_on__lte=on, ends_on__gte=on).order_by("number").first()
+def active_stages(*, experiment: Experiment, on: dt.date) -> list[Stage]:
+    """Return the stages active on `on`; stages may overlap (2024: stages 1 and 2)."""
+    return list(experiment.stages.filter(starts_on__lte=on, ends_on__gte=on).order_by("number"))
 
 
 def forming_rule(*, institution, on: dt.date | None = None) -> FormingRule:
@@ -49,8 +50,10 @@ def forming_rule(*, institution, on: dt.date | None = None) -> FormingRule:
     )
     if participation is not None:
         experiment = participation.experiment
-        stage = active_stage(experiment=experiment, on=on)
-        if stage is None:
+        stages = active_stages(experiment=experiment, on=on)
+        transfer = any(st.allows_transfer for st in stages)
+        forming = [st for st in stages if st.allows_forming]
+        if not stages:
             return FormingRule(
                 False,
                 experiment,
@@ -58,16 +61,16 @@ def forming_rule(*, institution, on: dt.date | None = None) -> FormingRule:
                 _("No stage of the %(year)s experiment is active today (%(day)s): documents cannot be formed.")
                 % {"year": experiment.year, "day": on.strftime("%d.%m.%Y")},
             )
-        if not stage.allows_forming:
+        if not forming:
             return FormingRule(
                 False,
                 experiment,
-                stage,
+                stages[0],
                 _("Stage %(number)s of the %(year)s experiment does not allow forming documents.")
-                % {"number": stage.number, "year": experiment.year},
-                transfer_allowed=stage.allows_transfer,
+                % {"number": stages[0].number, "year": experiment.year},
+                transfer_allowed=transfer,
             )
-        return FormingRule(True, experiment, stage, transfer_allowed=stage.allows_transfer)
+        return FormingRule(True, experiment, forming[0], transfer_allowed=transfer)
     if settings.REGISTRY_REGULAR_OPERATION:
         return FormingRule(True, None, None, transfer_allowed=True)
     return FormingRule(
