@@ -134,6 +134,11 @@ MEDIA_URL = "/media/"
 # Uploads stream to disk past this size instead of being held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 REGISTRY_MAX_UPLOAD_BYTES = env_int("REGISTRY_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+# WhiteNoise serves static files from the gunicorn process. The demo serves them
+# straight from the apps' static folders (no collectstatic step); production serves
+# the collected STATIC_ROOT, which `scripts/run_portal.py` fills before starting.
+WHITENOISE_USE_FINDERS = DEMO_MODE or DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
