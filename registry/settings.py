@@ -138,6 +138,10 @@ REGISTRY_MAX_UPLOAD_BYTES = env_int("REGISTRY_MAX_UPLOAD_BYTES", 200 * 1024 * 10
 # straight from the apps' static folders (no collectstatic step); production serves
 # the collected STATIC_ROOT, which `scripts/run_portal.py` fills before starting.
 WHITENOISE_USE_FINDERS = DEMO_MODE or DEBUG
+if WHITENOISE_USE_FINDERS:
+    # Serving from the finders, WhiteNoise still looks at STATIC_ROOT (and warns
+    # when it is missing).
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Celery ---------------------------------------------------------------------

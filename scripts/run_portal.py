@@ -41,14 +41,11 @@ def main() -> None:
     port = os.environ.setdefault("PORT", "8000")
     var_dir = Path(os.environ.setdefault("REGISTRY_VAR_DIR", str(ROOT / "var")))
     var_dir.mkdir(parents=True, exist_ok=True)
-    if not os.environ.get("STATIC_ROOT"):
-        # WhiteNoise warns about a missing STATIC_ROOT even when it serves from the
-        # apps' folders (the demo).
-        (var_dir / "staticfiles").mkdir(exist_ok=True)
     production = bool(os.environ.get("DATABASE_URL") and os.environ.get("CELERY_BROKER_URL"))
 
     _manage("migrate", "--noinput", "-v", "0")
-    if production:
+    if os.environ["REGISTRY_DEMO"].strip().lower() in ("0", "false", "no", "off", ""):
+        # Outside the demo WhiteNoise serves the collected STATIC_ROOT only.
         _manage("collectstatic", "--noinput", "-v", "0")
     if os.environ.get("REGISTRY_SEED_DEMO", "1") not in ("0", "false", "no", "off"):
         _manage("seed_demo")
