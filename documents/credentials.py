@@ -16,10 +16,8 @@ cannot smuggle in a context that changes what its terms mean.
 """
 
 import datetime as dt
-import gzip
 import hashlib
 import json
-import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -36,6 +34,7 @@ from pyld.context_resolver import ContextResolver
 
 from documents.kinds import RULES, DocumentKind, Family
 from documents.models import Document, DocumentStatus
+from documents.status_list import encode_bitstring
 from institutions.keys import (
     keys_published,
     private_key_for,
@@ -56,12 +55,6 @@ CONTEXT_FILES = {
     OB_V3: "ob-v3p0-context-3.0.3.json",
 }
 
-# Bitstring Status List: one registry-wide list of 2**24 bits. Indexes are drawn at
-# random from the whole space at issue time (herd privacy: neighbours in the list
-# say nothing about each other), and the space stays sparse enough for a random
-# draw to rarely collide even with millions of documents. The list is 2 MiB raw
-# and a few KiB gzipped, since almost every bit is 0.
-STATUS_LIST_BITS = 2**24
 _STATUS_LIST_CACHE_SECONDS = 300
 _REGISTRY_KEY_PURPOSE = "registry-status-list-signing-v1"
 
@@ -251,36 +244,6 @@ def registry_did_document() -> dict:
 
 def status_list_url() -> str:
     return _public_base() + reverse("status-list")
-
-
-def status_list_indexes_new(count: int) -> list[int]:
-    """Draw `count` distinct random list indexes not yet taken (one query per draw round).
-
-    The unique constraint on Document.status_list_index stays the last word
-    against a concurrent draw of the same index.
-    """
-    chosen: set[int] = set()
-    while len(chosen) < count:
-        candidates = {secrets.randbelow(STATUS_LIST_BITS) for _ in range(count - len(chosen))} - chosen
-        taken = set(
-            Document.objects.filter(status_list_index__in=candidates).values_list("status_list_index", flat=True)
-        )
-        chosen |= candidates - taken
-    return list(chosen)
-
-
-def encode_bitstring(indexes) -> str:
-    """Return the multibase ("u", base64url) GZIP of a bitstring with `indexes` set.
-
-    Bit 0 is the most significant bit of the first byte (Bitstring Status List §4).
-    """
-    import base64
-
-    bits = bytearray(STATUS_LIST_BITS // 8)
-    for index in indexes:
-        bits[index >> 3] |= 0x80 >> (index & 7)
-    compressed = gzip.compress(bytes(bits), compresslevel=9, mtime=0)
-    return "u" + base64.urlsafe_b64encode(compressed).rstrip(b"=").decode()
 
 
 def _annulled_indexes():

@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from django.utils import timezone
 
 from documents.jcs import canonicalize
+from documents.status_list import status_list_indexes_new
 from institutions.keys import private_key_for, public_key_for, signing_key_current
 
 __all__ = [
@@ -101,8 +102,14 @@ def signature_is_valid(payload: dict, signature: str, key) -> bool:
 
 
 def sign_document(document) -> None:
-    """Fill `document`'s payload, signature and key from its institution's current key."""
+    """Fill `document`'s payload, signature and key from its institution's current key.
+
+    Also draws the document's random status list index unless the caller (bulk
+    issuance, see documents.status_list) already set one.
+    """
     key = signing_key_current(institution=document.institution)
+    if document.status_list_index is None:
+        document.status_list_index = status_list_indexes_new(1)[0]
     payload = build_payload(document)
     document.signed_payload = payload
     document.signature = sign_payload(payload, key)
