@@ -258,7 +258,8 @@ def status_list_credential() -> dict:
     """
     annulled = _annulled_indexes()
     stamp = annulled.aggregate(n=Count("id"), last=Max("annulled_at"), top=Max("id"))
-    cache_key = "status-list:{}:{}:{}:{}".format(stamp["n"], stamp["last"], stamp["top"], status_list_url())
+    fingerprint = f"{stamp['n']}|{stamp['last']}|{stamp['top']}|{status_list_url()}"
+    cache_key = "status-list:" + hashlib.sha256(fingerprint.encode()).hexdigest()
     cached = cache.get(cache_key)
     if cached is not None:
         return cached

@@ -3,6 +3,8 @@
 import datetime as dt
 import itertools
 
+import pytest
+
 from documents import services
 from documents.models import Document
 from tests.factories import make_snils
@@ -49,3 +51,14 @@ def issue(actor, *, graduate=None, **over) -> Document:
 
 def reload(document) -> Document:
     return Document.objects.select_related("institution", "graduate", "signing_key", "experiment").get(pk=document.pk)
+
+
+_ips = itertools.count(1)
+
+
+@pytest.fixture
+def fresh_ip(client):
+    """Give the test client its own address, so verification rate limits never leak between tests."""
+    n = next(_ips)
+    client.defaults["REMOTE_ADDR"] = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+    return client.defaults["REMOTE_ADDR"]
