@@ -93,15 +93,32 @@ def canonize(document: dict, *, loader=None) -> str:
     """Return the RDFC-1.0 (URDNA2015) canonical N-Quads of a JSON-LD document."""
     loader = loader or document_loader
     cache_ = _context_cache if loader is document_loader else LRUCache(maxsize=16)
-    return jsonld.normalize(
-        document,
-        {
-            "algorithm": "URDNA2015",
-            "format": "application/n-quads",
-            "documentLoader": loader,
-            "contextResolver": ContextResolver(cache_, loader),
-        },
-    )
+    try:
+        return jsonld.normalize(
+            document,
+            {
+                "algorithm": "URDNA2015",
+                "format": "application/n-quads",
+                "documentLoader": loader,
+                "contextResolver": ContextResolver(cache_, loader),
+            },
+        )
+    except jsonld.JsonLdError as exc:
+        refused = _refusal_in(exc)
+        if refused is not None:
+            raise refused from exc
+        raise
+
+
+def _refusal_in(exc: BaseException) -> ContextNotAllowed | None:
+    """Find our loader's refusal inside pyld's layers of wrapped errors."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ContextNotAllowed):
+            return exc
+        seen.add(id(exc))
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return None
 
 
 # --- Data Integrity, eddsa-rdfc-2022 ---------------------------------------------
