@@ -188,10 +188,21 @@ def _recompute(row: dict, *, seq: int | None = None) -> str:
     )
 
 
+_RENUMBER_WINDOW = 16
+
+
 def _classify_broken_link(chain: str, row: dict, expected: int) -> ChainFault:
-    """Name the fault when `row` does not follow the event before it."""
+    """Name the fault when `row` does not follow the event before it.
+
+    - it follows an event that now sits elsewhere: the two were reordered;
+    - it is intact where it stands: the event before it was rewritten (content
+      and hash), which only the broken link reveals;
+    - it would be intact a few positions later: events before it were removed and
+      the rest renumbered to hide the gap;
+    - otherwise it was changed itself.
+    """
     seq = row["seq"]
-    predecessor = Event.objects.filter(chain=chain, hash=row["prev_hash"]).values("id", "seq").first()
+    predecessor = Event.objects.filter(chain=chain, hash=row["prev_hash"]).values("seq").first()
     if predecessor is not None and predecessor["seq"] != expected - 1:
         return ChainFault(
             chain,
@@ -200,18 +211,21 @@ def _classify_broken_link(chain: str, row: dict, expected: int) -> ChainFault:
             row["id"],
             f"event #{row['id']} follows the event now at seq {predecessor['seq']}, not the one at seq {expected - 1}",
         )
-    if predecessor is None and _recompute(row) == row["hash"] and row["prev_hash"] != GENESIS:
-        return ChainFault(chain, REMOVED, seq, row["id"], f"the event before seq {seq} is missing")
-    if _recompute(row) != row["hash"]:
-        return ChainFault(chain, ALTERED, seq, row["id"], f"event #{row['id']} at seq {seq} was changed")
-    previous = Event.objects.filter(chain=chain, seq=expected - 1).values("id").first()
-    return ChainFault(
-        chain,
-        ALTERED,
-        expected - 1,
-        previous["id"] if previous else None,
-        f"the event at seq {expected - 1} was changed and re-hashed",
-    )
+    if _recompute(row) == row["hash"]:
+        previous = Event.objects.filter(chain=chain, seq=expected - 1).values("id").first()
+        return ChainFault(
+            chain,
+            ALTERED,
+            expected - 1,
+            previous["id"] if previous else None,
+            f"the event at seq {expected - 1} was changed and re-hashed",
+        )
+    for gap in range(1, _RENUMBER_WINDOW + 1):
+        if _recompute(row, seq=seq + gap) == row["hash"]:
+            return ChainFault(
+                chain, REMOVED, seq, row["id"], f"{gap} event(s) before seq {seq} removed and the rest renumbered"
+            )
+    return ChainFault(chain, ALTERED, seq, row["id"], f"event #{row['id']} at seq {seq} was changed")
 
 
 def history_verify_chain(chain: str) -> ChainReport:
