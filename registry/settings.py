@@ -172,6 +172,9 @@ if not REGISTRY_MASTER_KEY and not (DEBUG or DEMO_MODE):
     )
 REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", True)
 REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
+# for a person, too few to enumerate numbers or codes.
+VERIFY_RATE_LIMIT = env_str("VERIFY_RATE_LIMIT", "30/min")
 
 # --- Gosuslugi ------------------------------------------------------------------
 GOSUSLUGI_EMULATOR = env_bool("GOSUSLUGI_EMULATOR", True)
