@@ -101,22 +101,35 @@ def deliveries_dispatch(*, delivery_ids: list[int], countdown: float | None = No
     sweep, and the caller's change (already committed) must not look failed.
     """
     from documents.tasks import deliver_batch
+    from registry.celery import app
 
     ids = list(delivery_ids)
     size = max(1, settings.GOSUSLUGI_BATCH_SIZE)
+    chunks = [ids[start : start + size] for start in range(0, len(ids), size)]
+    if not chunks:
+        return 0
+    if app.conf.task_always_eager:
+        for chunk in chunks:
+            deliver_batch.apply_async((chunk,))
+        return len(ids)
     sent = 0
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        try:
-            # No publish retries: one failed send means the broker is away, and the
-            # request that issued the documents must not hang waiting for it.
-            deliver_batch.apply_async((chunk,), countdown=countdown, retry=False)
-        except Exception as exc:
-            logger.warning(
-                "Could not send %d delivery task(s), the sweep will: %s", len(ids) - start, type(exc).__name__
-            )
-            break
-        sent += len(chunk)
+    try:
+        with app.pool.acquire(block=True, timeout=5) as connection:
+            # Fail fast when the broker is away (Celery's defaults retry for seconds
+            # per message): the request that issued the documents must not hang,
+            # and the sweep will send these rows once the broker is back.
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
+            for chunk in chunks:
+                deliver_batch.apply_async(
+                    (chunk,),
+                    countdown=countdown,
+                    connection=connection,
+                    retry=True,
+                    retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+                )
+                sent += len(chunk)
+    except Exception as exc:
+        logger.warning("Could not send %d delivery row(s) to the broker, the sweep will: %r", len(ids) - sent, exc)
     return sent
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import uuid
 
 import httpx
@@ -240,5 +241,6 @@ def test_standalone_emulator_workers_share_state_through_redis():
         assert len(ids) == 1
         assert http.get("/_state").json()["created"] == 1
         http.delete("/_state")
+        http.close()
     finally:
-        stop(process)
+        stop(process, sig=signal.SIGKILL)
