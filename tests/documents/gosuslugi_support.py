@@ -166,3 +166,30 @@ def remote_emulator(standalone_emulator, settings):
     settings.GOSUSLUGI_URL = standalone_emulator.url
     settings.GOSUSLUGI_TOKEN = TOKEN
     yield standalone_emulator
+
+
+@contextlib.contextmanager
+def celery_broker(url: str, *, eager: bool = False):
+    """Point this process's Celery producer at another broker for the block.
+
+    With the Django namespace, Celery reads the broker from `broker_write_url`
+    once configured; its pools are dropped so the next send connects anew.
+    """
+    from registry.celery import app
+
+    saved = app.conf.broker_write_url, app.conf.broker_read_url, app.conf.task_always_eager
+
+    def use(write, read):
+        app.conf.update(broker_write_url=write, broker_read_url=read)
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    use(url, url)
+    app.conf.task_always_eager = eager
+    try:
+        yield
+    finally:
+        use(saved[0], saved[1])
+        app.conf.task_always_eager = saved[2]

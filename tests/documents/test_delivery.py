@@ -262,19 +262,12 @@ def test_the_embedded_mode_delivers_in_process_on_commit(alice_actor, embedded, 
     assert len(account(document)) == 1
 
 
-def test_a_broker_outage_at_commit_is_logged_not_raised(alice_actor, caplog):
-    celery_app.conf.task_always_eager = False
-    broker, pool = celery_app.conf.broker_url, celery_app._pool
-    celery_app.conf.broker_url = f"redis://127.0.0.1:{support.free_port()}/0"
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    try:
-        with caplog.at_level(logging.WARNING, logger="documents.delivery"):
-            assert delivery.deliveries_dispatch(delivery_ids=[1, 2, 3]) == 0
-    finally:
-        celery_app.conf.broker_url = broker
-        celery_app._pool = pool
-        celery_app.amqp._producer_pool = None
+def test_a_broker_outage_at_commit_is_logged_not_raised(caplog):
+    with (
+        support.celery_broker(f"redis://127.0.0.1:{support.free_port()}/0"),
+        caplog.at_level(logging.WARNING, logger="documents.delivery"),
+    ):
+        assert delivery.deliveries_dispatch(delivery_ids=[1, 2, 3]) == 0
     assert "the sweep will" in caplog.text
 
 
