@@ -159,13 +159,13 @@ def _record_enrolment(*, experiment: Experiment, user, enrolled: int, source: st
 
 @transaction.atomic
 def participation_enrol_many(
-    *, experiment: Experiment, institutions: Iterable[Institution], user=None, source: str = "admin"
+    *, experiment: Experiment, institution_ids: Iterable[int], user=None, source: str = "admin"
 ) -> EnrolmentResult:
     """Enrol each institution in `experiment`; already enrolled ones are left as they are.
 
     Idempotent: enrolling the same institutions again creates nothing.
     """
-    ids = {inst.pk for inst in institutions}
+    ids = set(institution_ids)
     existing = set(
         Participation.objects.filter(experiment=experiment, institution_id__in=ids).values_list(
             "institution_id", flat=True
@@ -182,7 +182,8 @@ def participation_enrol_many(
 
 def participation_enrol(*, experiment: Experiment, institution: Institution, user=None) -> bool:
     """Enrol one institution; return False when it was already enrolled (nothing changes)."""
-    return bool(participation_enrol_many(experiment=experiment, institutions=[institution], user=user).enrolled)
+    result = participation_enrol_many(experiment=experiment, institution_ids=[institution.pk], user=user)
+    return bool(result.enrolled)
 
 
 def _decode(data: bytes) -> str:
