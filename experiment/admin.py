@@ -1,5 +1,7 @@
 """Admin for experiments, stages, participation, purge reports, and the ministry dashboard."""
 
+import datetime as dt
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -92,6 +94,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 data=data,
                 charts=dashboard_charts(data, today=today),
                 today=today,
+                computed_at=dt.datetime.fromisoformat(data["computed_at"]),
                 participants=sum(row["participants"] for row in data["participation"]),
                 targets=sum(row["target"] for row in data["participation"]),
                 documents=sum(row["n"] for row in data["weeks"]),

@@ -9,7 +9,7 @@ Each chart is a responsive <svg viewBox> with <title> tooltips on its marks.
 import datetime as dt
 
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
@@ -26,13 +26,16 @@ STATE_COLOURS = {
     DeliveryState.SKIPPED: "#999999",
 }
 MAX_WEEKS = 60
-WIDTH = 720
+# viewBox widths: the weekly chart spans the page, the others half of it; text
+# sizes in the CSS are in these units, so they read the same in every card.
+WIDTH = 960
+HALF = 520
 
 
-def _svg(height: int, body, label: str) -> SafeString:
+def _svg(height: int, body, label: str, width: int = HALF) -> SafeString:
     return format_html(
         '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">{}</svg>',
-        WIDTH,
+        width,
         height,
         label,
         body,
@@ -43,15 +46,16 @@ def _join(parts) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308 — every part is built by format_html
 
 
-def _nice_max(value: int) -> int:
-    """Round a maximum up to 1, 2 or 5 × 10ⁿ so the gridlines fall on round numbers."""
-    if value <= 0:
-        return 1
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+def _nice_scale(value: int) -> tuple[int, int]:
+    """Return (top, step): gridlines every 1, 2 or 5 × 10ⁿ, at most five of them, top ≥ value."""
+    value = max(int(value), 1)
+    magnitude = 1
+    while True:
+        for unit in (1, 2, 5):
+            step = unit * magnitude
+            if value <= step * 5:
+                return -(-value // step) * step, step
+        magnitude *= 10
 
 
 def kind_colours() -> dict[str, str]:
@@ -60,41 +64,41 @@ def kind_colours() -> dict[str, str]:
 
 def participation_chart(rows: list[dict]) -> SafeString:
     """Participants against targets, one bar per institution kind."""
-    label_w, bar_x, bar_w, row_h = 230, 240, 330, 44
+    bar_x, bar_w, row_h = 12, 360, 50
     scale = max([max(r["participants"], r["target"]) for r in rows] + [1])
     parts = []
     for i, row in enumerate(rows):
-        y = 12 + i * row_h
+        y = 4 + i * row_h
         target_w = round(row["target"] / scale * bar_w, 1)
         done_w = round(row["participants"] / scale * bar_w, 1)
         pct = f"{row['participants'] / row['target'] * 100:.0f}%" if row["target"] else "—"
         reached = "reached" if row["target"] and row["participants"] >= row["target"] else ""
         parts.append(
             format_html(
-                '<text class="label" x="{}" y="{}" text-anchor="end">{}</text>'
-                '<rect class="target" x="{}" y="{}" width="{}" height="22" rx="3"><title>{}</title></rect>'
-                '<rect class="done {}" x="{}" y="{}" width="{}" height="22" rx="3"><title>{}</title></rect>'
+                '<text class="label" x="{}" y="{}">{}</text>'
+                '<rect class="target" x="{}" y="{}" width="{}" height="20" rx="3"><title>{}</title></rect>'
+                '<rect class="done {}" x="{}" y="{}" width="{}" height="20" rx="3"><title>{}</title></rect>'
                 '<text class="value" x="{}" y="{}">{} / {} ({})</text>',
-                label_w,
-                y + 16,
+                bar_x,
+                y + 12,
                 row["label"],
                 bar_x,
-                y,
+                y + 18,
                 max(target_w, 1),
                 _("target: %(n)s") % {"n": row["target"]},
                 reached,
                 bar_x,
-                y,
+                y + 18,
                 done_w,
                 _("enrolled: %(n)s") % {"n": row["participants"]},
                 bar_x + max(target_w, done_w) + 8,
-                y + 16,
+                y + 33,
                 row["participants"],
                 row["target"],
                 pct,
             )
         )
-    return _svg(12 + len(rows) * row_h, _join(parts), _("Participants against targets by institution kind"))
+    return _svg(8 + len(rows) * row_h, _join(parts), _("Participants against targets by institution kind"))
 
 
 def _week_range(weeks: list[str]) -> list[dt.date]:
@@ -108,13 +112,14 @@ def _week_range(weeks: list[str]) -> list[dt.date]:
 def weekly_chart(rows: list[dict]) -> SafeString:
     """Documents formed per ISO week, stacked by document kind."""
     weeks = _week_range([r["week"] for r in rows])
-    height, top, bottom, left, right = 260, 12, 30, 48, 8
+    height, top, bottom, left, right = 300, 12, 30, 48, 8
     plot_h, plot_w = height - top - bottom, WIDTH - left - right
     if not weeks:
         return _svg(
             60,
             format_html('<text class="empty" x="{}" y="34">{}</text>', WIDTH // 2, _("No documents formed yet.")),
             _("Documents formed per week"),
+            WIDTH,
         )
     index = {w: i for i, w in enumerate(weeks)}
     stacks: dict[int, list[tuple[str, int]]] = {}
@@ -122,12 +127,11 @@ def weekly_chart(rows: list[dict]) -> SafeString:
         i = index.get(dt.date.fromisoformat(row["week"]))
         if i is not None:
             stacks.setdefault(i, []).append((row["kind"], row["n"]))
-    top_value = _nice_max(max(sum(n for _k, n in stack) for stack in stacks.values()))
+    top_value, step = _nice_scale(max(sum(n for _k, n in stack) for stack in stacks.values()))
     slot = plot_w / len(weeks)
     colours, labels = kind_colours(), dict(DocumentKind.choices)
     parts = []
-    for tick in range(5):
-        value = top_value * tick // 4
+    for value in range(0, top_value + 1, step):
         y = round(top + plot_h - value / top_value * plot_h, 1)
         parts.append(
             format_html(
@@ -174,7 +178,7 @@ def weekly_chart(rows: list[dict]) -> SafeString:
                     f"W{week.isocalendar().week:02d}",
                 )
             )
-    return _svg(height, _join(parts), _("Documents formed per week, by kind"))
+    return _svg(height, _join(parts), _("Documents formed per week, by kind"), WIDTH)
 
 
 def weekly_legend(rows: list[dict]) -> list[dict]:
@@ -240,8 +244,8 @@ def calendar_chart(*, stages: list[dict], starts_on: str, ends_on: str, purge_on
     first = min([dt.date.fromisoformat(starts_on)] + [dt.date.fromisoformat(s["starts_on"]) for s in stages])
     last = dt.date.fromisoformat(purge_on)
     first = first.replace(day=1)
-    left, right, top, row_h = 250, 16, 28, 34
-    plot_w = WIDTH - left - right
+    left, right, top, row_h = 12, 28, 28, 46
+    plot_w = HALF - left - right
     span = max((last - first).days, 1)
     height = top + max(len(stages), 1) * row_h + 24
 
@@ -275,15 +279,15 @@ def calendar_chart(*, stages: list[dict], starts_on: str, ends_on: str, purge_on
         css = "stage" + ("" if allows else " idle") + (" active" if start <= today <= end else "")
         parts.append(
             format_html(
-                '<text class="label" x="{}" y="{}" text-anchor="end">{}. {}</text>'
-                '<rect class="{}" x="{}" y="{}" width="{}" height="20" rx="3"><title>{} – {}: {}</title></rect>',
-                left - 8,
-                y + 15,
+                '<text class="label" x="{}" y="{}">{}. {}</text>'
+                '<rect class="{}" x="{}" y="{}" width="{}" height="18" rx="3"><title>{} – {}: {}</title></rect>',
+                left,
+                y + 12,
                 stage["number"],
-                stage["title"][:34] + ("…" if len(stage["title"]) > 34 else ""),
+                stage["title"][:70] + ("…" if len(stage["title"]) > 70 else ""),
                 css,
                 x_of(start),
-                y,
+                y + 18,
                 max(x_of(end + dt.timedelta(days=1)) - x_of(start), 2),
                 date_format(start, "SHORT_DATE_FORMAT"),
                 date_format(end, "SHORT_DATE_FORMAT"),
@@ -324,16 +328,16 @@ def failed_chart(rows: list[dict]) -> SafeString:
     if not rows:
         return _svg(
             60,
-            format_html('<text class="empty" x="{}" y="34">{}</text>', WIDTH // 2, _("No failed deliveries.")),
+            format_html('<text class="empty" x="{}" y="34">{}</text>', HALF // 2, _("No failed deliveries.")),
             _("Institutions with the most failed deliveries"),
         )
-    label_w, bar_x, bar_w, row_h = 300, 310, 330, 28
+    label_w, bar_x, bar_w, row_h = 230, 240, 240, 28
     scale = max(r["failed"] for r in rows)
     parts = []
     for i, row in enumerate(rows):
         y = 6 + i * row_h
         w = round(row["failed"] / scale * bar_w, 1)
-        name = row["name"][:40] + ("…" if len(row["name"]) > 40 else "")
+        name = row["name"][:34] + ("…" if len(row["name"]) > 34 else "")
         parts.append(
             format_html(
                 '<text class="label" x="{}" y="{}" text-anchor="end">{}</text>'

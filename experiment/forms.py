@@ -16,9 +16,7 @@ class ExperimentChoiceForm(forms.Form):
 class InnFileForm(ExperimentChoiceForm):
     file = forms.FileField(
         label=_("CSV file of INNs"),
-        help_text=_(
-            "One INN per line, or a column named “inn” or “ИНН”; UTF-8 or Windows-1251, “;” or “,” delimited."
-        ),
+        help_text=_("One INN per line, or a column named “inn” or “ИНН”; UTF-8 or Windows-1251, “;” or “,” delimited."),
     )
 
     def clean_file(self):

@@ -76,9 +76,7 @@ def delivery_states() -> dict[str, int]:
         counts = counts_by_state()
         counts = dict(counts.items() if hasattr(counts, "items") else counts)
     else:
-        counts = dict(
-            Delivery.objects.order_by().values("state").annotate(n=Count("id")).values_list("state", "n")
-        )
+        counts = dict(Delivery.objects.order_by().values("state").annotate(n=Count("id")).values_list("state", "n"))
     return {state.value: int(counts.get(state.value, 0)) for state in DeliveryState}
 
 
@@ -89,9 +87,7 @@ def institutions_most_failed(*, limit: int = TOP_FAILED) -> list[dict]:
         .annotate(n=Count("id"))
         .order_by("-n", "institution")[:limit]
     )
-    names = dict(
-        Institution.objects.filter(pk__in=[r["institution"] for r in rows]).values_list("pk", "short_name")
-    )
+    names = dict(Institution.objects.filter(pk__in=[r["institution"] for r in rows]).values_list("pk", "short_name"))
     return [{"id": r["institution"], "name": names.get(r["institution"], ""), "failed": r["n"]} for r in rows]
 
 

@@ -58,9 +58,15 @@ def world(exp2024):
 
     w["draft_doc"] = DocumentFactory(graduate=w["draft"])
     # An experimental original replaced by a regular duplicate: the link is cleared.
-    w["exp_original"] = issued_document(experiment=exp2024, institution=college, kind="vocational_diploma",
-                                        series="123456", number="1234567", programme_code="09.02.07",
-                                        programme_name="Программирование")
+    w["exp_original"] = issued_document(
+        experiment=exp2024,
+        institution=college,
+        kind="vocational_diploma",
+        series="123456",
+        number="1234567",
+        programme_code="09.02.07",
+        programme_name="Программирование",
+    )
     w["regular_duplicate"] = issued_document(
         experiment=None,
         graduate=w["exp_original"].graduate,
@@ -226,8 +232,8 @@ def test_purge_task_by_year_is_idempotent(exp2024):
 
 def test_purge_report_holds_no_personal_data(world):
     report = purge.experiment_purge(year=2024, actor=Actor.system("test")).report
-    text = repr(
-        {f.name: getattr(report, f.name) for f in PurgeReport._meta.concrete_fields}
-    ) + repr(list(Event.objects.filter(action__startswith="experiment.purge").values_list("data", flat=True)))
+    text = repr({f.name: getattr(report, f.name) for f in PurgeReport._meta.concrete_fields}) + repr(
+        list(Event.objects.filter(action__startswith="experiment.purge").values_list("data", flat=True))
+    )
     for graduate_name in ("Иванов", "Петрова", "Сидоров", "Кузнецова"):
         assert graduate_name not in text

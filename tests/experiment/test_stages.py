@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from documents.services import DocumentData, document_create_draft, document_issue, graduate_create, GraduateData
+from documents.services import DocumentData, GraduateData, document_create_draft, document_issue, graduate_create
 from experiment.models import Experiment, Stage
 from experiment.services import forming_experiment, forming_rule
 from registry.errors import NotAllowed
@@ -21,11 +21,21 @@ FIRST, LAST = dt.date(2030, 4, 1), dt.date(2030, 6, 30)
 @pytest.fixture
 def enrolled():
     experiment = ExperimentFactory(
-        year=2030, starts_on=dt.date(2030, 1, 1), ends_on=dt.date(2030, 12, 31), purge_on=dt.date(2031, 1, 1),
+        year=2030,
+        starts_on=dt.date(2030, 1, 1),
+        ends_on=dt.date(2030, 12, 31),
+        purge_on=dt.date(2031, 1, 1),
         stages=False,
     )
-    Stage.objects.create(experiment=experiment, number=1, title="Формирование", starts_on=FIRST, ends_on=LAST,
-                         allows_forming=True, allows_transfer=False)
+    Stage.objects.create(
+        experiment=experiment,
+        number=1,
+        title="Формирование",
+        starts_on=FIRST,
+        ends_on=LAST,
+        allows_forming=True,
+        allows_transfer=False,
+    )
     institution = InstitutionFactory()
     ParticipationFactory(experiment=experiment, institution=institution)
     return experiment, institution
@@ -57,8 +67,15 @@ def test_a_document_formed_in_a_stage_belongs_to_the_experiment(enrolled):
 
 def test_a_stage_that_does_not_allow_forming_refuses_it(enrolled):
     experiment, institution = enrolled
-    Stage.objects.create(experiment=experiment, number=2, title="Передача", starts_on=dt.date(2030, 7, 1),
-                         ends_on=dt.date(2030, 9, 30), allows_forming=False, allows_transfer=True)
+    Stage.objects.create(
+        experiment=experiment,
+        number=2,
+        title="Передача",
+        starts_on=dt.date(2030, 7, 1),
+        ends_on=dt.date(2030, 9, 30),
+        allows_forming=False,
+        allows_transfer=True,
+    )
     rule = forming_rule(institution=institution, on=dt.date(2030, 8, 1))
     assert not rule.allowed and rule.transfer_allowed
     with pytest.raises(NotAllowed):
@@ -219,12 +236,8 @@ def test_admin_checks_existing_stages_against_the_experiments_new_dates(client, 
 
 def test_admin_refuses_inverted_experiment_dates_and_a_purge_before_the_end(client, operator):
     stages = [("2031-03-15", "2031-09-30")]
-    response = client.post(
-        reverse("admin:experiment_experiment_add"), _experiment_post(stages, ends_on="2031-01-01")
-    )
+    response = client.post(reverse("admin:experiment_experiment_add"), _experiment_post(stages, ends_on="2031-01-01"))
     assert "The experiment cannot end before it starts." in response.content.decode()
-    response = client.post(
-        reverse("admin:experiment_experiment_add"), _experiment_post(stages, purge_on="2031-12-31")
-    )
+    response = client.post(reverse("admin:experiment_experiment_add"), _experiment_post(stages, purge_on="2031-12-31"))
     assert "The purge date must come after the experiment&#x27;s last day." in response.content.decode()
     assert not Experiment.objects.filter(year=2031).exists()
