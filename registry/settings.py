@@ -170,7 +170,13 @@ if not REGISTRY_MASTER_KEY and not (DEBUG or DEMO_MODE):
         "REGISTRY_MASTER_KEY must be set in production: "
         "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
     )
-REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", True)
+# Regular (non-experimental, legally valid) documents from institutions in no
+# running experiment. Off by default in production: the registry is in test mode
+# and switching it into full operation is a deliberate decision. On in the demo,
+# whose `regular.signer` school outside the experiment forms regular documents.
+REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", DEMO_MODE)
+# Documents purged per transaction (see experiment/purge.py for the arithmetic).
+REGISTRY_PURGE_BATCH_SIZE = env_int("REGISTRY_PURGE_BATCH_SIZE", 5000)
 REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
 # for a person, too few to enumerate numbers or codes.
