@@ -6,6 +6,7 @@ login form, which asks for the token.
 """
 
 from django.utils.translation import gettext_lazy as _
+from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.forms import OTPAuthenticationFormMixin
 
@@ -18,6 +19,17 @@ class TokenAdminAuthenticationForm(OTPAdminAuthenticationForm):
         invalid_token=_("The code is wrong or has expired. Enter the current code from your authenticator app."),
         device_required=_("Choose an authenticator device."),
     )
+
+    def _chosen_device(self, user):
+        # django-otp wants the device chosen explicitly, which makes the login a
+        # two-step form; an operator with one confirmed device (the usual case)
+        # uses it without choosing. Only the user's own devices are considered.
+        device = super()._chosen_device(user)
+        if device is None:
+            devices = list(devices_for_user(user, confirmed=True, for_verify=True))
+            if len(devices) == 1:
+                device = devices[0]
+        return device
 
 
 class RegistryAdminSite(OTPAdminSite):

@@ -51,4 +51,3 @@ def totp_enrol(user, *, name: str = DEFAULT_DEVICE_NAME) -> tuple[str, str]:
     TOTPDevice.objects.filter(user=user, name=name).delete()
     device = TOTPDevice.objects.create(user=user, name=name, key=os.urandom(20).hex(), confirmed=True)
     return _secret_and_uri(device)
-

@@ -203,7 +203,10 @@ from csp.constants import NONCE, NONE, SELF  # noqa: E402
 INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "registry.apps.RegistryAdminConfig"
 INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp", "csp"]
 MIDDLEWARE[1:1] = ["csp.middleware.CSPMiddleware", "registry.middleware.SecurityHeadersMiddleware"]
-MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1, "django_otp.middleware.OTPMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
 # Axes turns a flagged login request into the lockout page: it must wrap the rest.
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 AUTHENTICATION_BACKENDS = [

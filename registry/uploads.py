@@ -153,8 +153,6 @@ def _scan_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, budget: int
                 raise _refuse(_("The XLSX file is too large once unpacked."), code="xlsx_too_large")
             window = (tail + chunk).lower()
             if any(marker in window for marker in _MARKERS):
-                raise _refuse(
-                    _("The XLSX file declares XML entities, which are not accepted."), code="xlsx_entities"
-                )
+                raise _refuse(_("The XLSX file declares XML entities, which are not accepted."), code="xlsx_entities")
             tail = window[-_OVERLAP:]
     return seen
