@@ -15,11 +15,6 @@ from registry.otp import demo_totp_key, ensure_demo_totp, totp_enrol
 from tests.factories import PASSWORD
 
 
-@pytest.fixture(autouse=True)
-def fast_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def operator(db):
     return User.objects.create_user("operator", password=PASSWORD, is_staff=True)

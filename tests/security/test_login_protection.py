@@ -15,12 +15,6 @@ def attempt(client, username, password, *, url=None, ip="203.0.113.7"):
     return client.post(url or reverse(LOGIN), {"username": username, "password": password}, REMOTE_ADDR=ip)
 
 
-@pytest.fixture(autouse=True)
-def fast_hasher(settings):
-    # Each attempt hashes a password; the production hasher would make this module slow.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def limit():
     assert settings.AXES_ENABLED
