@@ -243,6 +243,12 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
+# XLSX archives are checked before parsing (registry/uploads.py): a file over these
+# is refused as a zip bomb. Real workbooks have a dozen parts compressing 5-20x.
+REGISTRY_XLSX_MAX_MEMBERS = env_int("REGISTRY_XLSX_MAX_MEMBERS", 1000)
+REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES = env_int("REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
+REGISTRY_XLSX_MAX_RATIO = env_int("REGISTRY_XLSX_MAX_RATIO", 200)
+
 # Two-factor: TOTP devices are named after the portal in authenticator apps.
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Education documents registry")
 

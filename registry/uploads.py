@@ -31,10 +31,6 @@ _WIDE_STARTS = (b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<", b"\x00\x00\xfe\xff
 RATIO_SLACK = 1024 * 1024
 
 
-def _limit(name: str, default: int) -> int:
-    return getattr(settings, name, default)
-
-
 def _refuse(message, code: str, field: str = "file") -> ValidationFailed:
     return ValidationFailed(message, code=code, errors={field: [message]})
 
@@ -97,9 +93,9 @@ def xlsx_archive_check(file_or_path) -> None:
     Raises ValidationFailed; returns None when the archive is acceptable. A file
     object is rewound to its start afterwards, so the caller can parse it.
     """
-    max_members = _limit("REGISTRY_XLSX_MAX_MEMBERS", 1000)
-    max_total = _limit("REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
-    max_ratio = _limit("REGISTRY_XLSX_MAX_RATIO", 200)
+    max_members = settings.REGISTRY_XLSX_MAX_MEMBERS
+    max_total = settings.REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES
+    max_ratio = settings.REGISTRY_XLSX_MAX_RATIO
     is_file = hasattr(file_or_path, "read")
     if is_file:
         file_or_path.seek(0)
