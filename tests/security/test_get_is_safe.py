@@ -77,3 +77,26 @@ def test_the_walk_catches_a_get_that_writes(world, client, alice_client, verifie
 def test_the_walk_covers_every_feature_mounted():
     names = {route.name for route in routes()}
     assert {"home", "verify", "admin:index", "accounts:login", "cabinet:home"} <= names
+
+
+# Machine-to-machine endpoints authenticate each request by a key, not a cookie, so
+# a forged cross-site request carries no credentials: CSRF does not apply.
+CSRF_EXEMPT_PREFIXES = ("/api/", "/gosuslugi-emulator/")
+
+
+def test_every_browser_post_needs_the_csrf_token(world, alice):
+    from django.test import Client
+
+    forger = Client(enforce_csrf_checks=True)
+    forger.force_login(alice)
+    record_ids = [world.draft.pk, world.issued.pk, world.graduate.pk]
+    unprotected = []
+    for route in routes():
+        ids = admin_model_ids(route.name) if route.name.startswith("admin:") else record_ids
+        for url in urls_for(route, ids=ids, words=[world.issued.verification_code]):
+            if url.startswith(CSRF_EXEMPT_PREFIXES):
+                continue
+            response = forger.post(url, {"reason": "forged", "confirm": "1"})
+            if response.status_code != 403:
+                unprotected.append(f"{route.name} {url}: {response.status_code}")
+    assert unprotected == []
