@@ -149,7 +149,11 @@ def run(ctx: dict) -> list[Row]:
     datagen.wipe(inst)
     first, last = datagen.generate(inst, n, purpose="forward", experiment=exp, delivery_state="pending")
     datagen.resign(list(range(first, last + 1)))
-    ids = list(Delivery.objects.filter(document_id__range=(first, last)).order_by("id").values_list("id", flat=True))
+    ids = list(
+        Delivery.objects.filter(document_id__gte=first, document_id__lte=last)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
     # The limit's bodies: exactly what the client sends for these documents.
     docs = Document.objects.filter(pk__range=(first, last)).select_related("graduate", "signing_key").order_by("id")

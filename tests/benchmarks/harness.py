@@ -508,21 +508,18 @@ async def _load(port, requests_for, connections, seconds, *, count=None) -> Load
     statuses: Counter = Counter()
     errors = 0
     deadline = time.perf_counter() + seconds if seconds else None
-    remaining = [count] if count is not None else None
+    sent = 0
 
     async def worker(n: int) -> None:
-        nonlocal errors
+        nonlocal errors, sent
         reader = writer = None
-        i = n
         while True:
             if deadline is not None and time.perf_counter() >= deadline:
                 break
-            if remaining is not None:
-                if remaining[0] <= 0:
-                    break
-                remaining[0] -= 1
-            payload = requests_for(i)
-            i += connections
+            if count is not None and sent >= count:
+                break
+            payload = requests_for(sent)
+            sent += 1
             t0 = time.perf_counter()
             try:
                 if writer is None:
