@@ -39,8 +39,9 @@ def _populate(insts, exp, total: int) -> None:
     for inst in insts:
         datagen.wipe(inst)
     per = total // len(insts)
-    for inst, purpose in zip(insts, datagen.PURGE_INSTITUTIONS, strict=True):
-        datagen.generate(inst, per, purpose=purpose, experiment=exp, delivery_state="done")
+    with datagen.indexes_dropped(*datagen.BULK_TABLES):
+        for inst, purpose in zip(insts, datagen.PURGE_INSTITUTIONS, strict=True):
+            datagen.generate(inst, per, purpose=purpose, experiment=exp, delivery_state="done")
     datagen.analyze()
 
 

@@ -7,6 +7,7 @@ reads exactly their peak resident size (wait4). The last line printed is
 
 import io
 import json
+import os
 import re
 import sys
 import time
@@ -72,12 +73,35 @@ def main() -> None:
 
     django.setup()
     task, args = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         result = TASKS[task](**args)
     except BaseException as exc:  # report, never hang the bench
         traceback.print_exc()
         result = {"error": f"{type(exc).__name__}: {exc}"}
+    if profiler is not None:
+        profiler.disable()
+        result["profile"] = _save_profile(profiler, profile_dir, task)
     print("BENCH_RESULT " + json.dumps(result, default=str), flush=True)
+
+
+def _save_profile(profiler, directory: str, task: str) -> str:
+    """Write the cProfile stats and print the top costs (BENCH_PROFILE=DIR)."""
+    import pstats
+
+    path = Path(directory) / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}.prof"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(path)
+    stats = pstats.Stats(str(path), stream=sys.stdout)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(15)
+    return str(path)
 
 
 if __name__ == "__main__":

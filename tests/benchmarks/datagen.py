@@ -39,6 +39,7 @@ PURPOSES = {
 }
 PURGE_INSTITUTIONS = ["purge-a", "purge-b", "purge-c", "purge-d"]
 PURGE_YEAR = 2023
+BULK_TABLES = ("documents_graduate", "documents_document", "documents_delivery")
 
 
 # --- Reference rows (ORM, a handful) ------------------------------------------------
@@ -315,6 +316,67 @@ class CopyWriter:
         return n
 
 
+SAVED_INDEXES = "bench_saved_indexes"
+
+
+def restore_indexes() -> None:
+    """Recreate indexes a crashed bench run dropped (see `indexes_dropped`)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {SAVED_INDEXES} (name text PRIMARY KEY, definition text NOT NULL)")
+        cursor.execute(f"SELECT name, definition FROM {SAVED_INDEXES}")
+        for name, definition in cursor.fetchall():
+            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [name])
+            if cursor.fetchone() is None:
+                log(f"  restoring index {name}")
+                cursor.execute(definition)
+            cursor.execute(f"DELETE FROM {SAVED_INDEXES} WHERE name = %s", [name])
+
+
+class indexes_dropped:
+    """Drop a table's plain indexes for a bulk load and build them again afterwards.
+
+    Building an index over sorted data once is much faster than maintaining it row by
+    row. Indexes behind constraints (primary key, unique) stay, so uniqueness is still
+    checked. The definitions are saved in a table first, so a run killed mid-load
+    gets them back at its next start (`restore_indexes`).
+    """
+
+    def __init__(self, *tables: str):
+        self.tables = tables
+        self.saved: list[tuple[str, str]] = []
+
+    def __enter__(self):
+        from django.db import connection
+
+        restore_indexes()
+        with connection.cursor() as cursor:
+            for table in self.tables:
+                cursor.execute(
+                    "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+                    "WHERE i.tablename = %s AND i.schemaname = current_schema() AND NOT EXISTS "
+                    "(SELECT 1 FROM pg_constraint c WHERE c.conindid = (quote_ident(i.indexname))::regclass)",
+                    [table],
+                )
+                self.saved += cursor.fetchall()
+            for name, definition in self.saved:
+                cursor.execute(f"INSERT INTO {SAVED_INDEXES} (name, definition) VALUES (%s, %s)", [name, definition])
+                cursor.execute(f'DROP INDEX "{name}"')
+        return self
+
+    def __exit__(self, *exc):
+        from django.db import connection
+
+        log(f"  rebuilding {len(self.saved)} indexes of {', '.join(self.tables)}")
+        with connection.cursor() as cursor:
+            cursor.execute("SET maintenance_work_mem = '256MB'")
+            for name, definition in self.saved:
+                cursor.execute(definition)
+                cursor.execute(f"DELETE FROM {SAVED_INDEXES} WHERE name = %s", [name])
+            cursor.execute("RESET maintenance_work_mem")
+
+
 def _next_ids(table: str, n: int) -> int:
     """Reserve `n` ids of `table` (bench is the only writer); return the first."""
     from django.db import connection
@@ -552,7 +614,8 @@ def list_dataset(ctx: dict):
         log(f"  list dataset: have {have:,}, want {n:,}: regenerating")
         with stopwatch() as t:
             wipe(inst)
-            generate(inst, n, purpose="list", experiment=None, delivery_state="done")
+            with indexes_dropped(*BULK_TABLES):
+                generate(inst, n, purpose="list", experiment=None, delivery_state="done")
             analyze()
         log(f"  list dataset generated in {t.seconds:.0f} s")
     ctx["list_inst"] = inst

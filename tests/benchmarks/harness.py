@@ -347,6 +347,9 @@ def run_child(task: str, args: dict, *, timeout: float = 1800) -> ChildResult:
     if not result:
         tail = "\n".join(text.splitlines()[-15:])
         result = {"error": f"child {task} exited {proc.returncode} without a result: {tail}"}
+    if result.get("profile"):
+        Path(result["profile"]).with_suffix(".txt").write_text(text)
+        log(f"  profile of {task}: {result['profile']} (top costs in the .txt beside it)")
     # ru_maxrss is in kilobytes on Linux.
     return ChildResult(result=result, peak_rss_mb=usage.ru_maxrss / 1024, seconds=seconds, output=text)
 

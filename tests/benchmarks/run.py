@@ -3,6 +3,7 @@
     BENCH_SCALE=small|full   a tenth of the sizes (default) or the sizes of spec/BENCHMARKS.md
     BENCH_JSON=FILE          also write the rows to FILE as a JSON list of objects
     BENCH_ONLY=a,b           run only these rows (module names without "bench_", e.g. purge,api_list)
+    BENCH_PROFILE=DIR        profile the import and the purge (cProfile; .prof and top costs in DIR)
     DATABASE_URL             default postgres://postgres@127.0.0.1:5432/registry_bench (created if missing)
     CELERY_BROKER_URL        default redis://127.0.0.1:6379/9
 
@@ -49,6 +50,9 @@ def main() -> int:
     harness.ensure_redis()
     harness.setup_django()
     harness.migrate()
+    from tests.benchmarks.datagen import restore_indexes
+
+    restore_indexes()
     harness.flush_broker()
 
     import importlib
