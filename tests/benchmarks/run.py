@@ -3,6 +3,7 @@
     BENCH_SCALE=small|full   a tenth of the sizes (default) or the sizes of spec/BENCHMARKS.md
     BENCH_JSON=FILE          also write the rows to FILE as a JSON list of objects
     BENCH_ONLY=a,b           run only these rows (module names without "bench_", e.g. purge,api_list)
+    BENCH_MARKDOWN=FILE      append the run (date, machine, load, table) to FILE as Markdown
     BENCH_PROFILE=DIR        profile the import and the purge (cProfile; .prof and top costs in DIR)
     DATABASE_URL             default postgres://postgres@127.0.0.1:5432/registry_bench (created if missing)
     CELERY_BROKER_URL        default redis://127.0.0.1:6379/9
@@ -57,6 +58,7 @@ def main() -> int:
 
     import importlib
 
+    load_before = os.getloadavg()
     ctx: dict = {}
     rows: list[harness.Row] = []
     started = time.monotonic()
@@ -90,11 +92,48 @@ def main() -> int:
         print()
         for metric, note in notes:
             print(f"- {metric}: {note}")
+    markdown = os.environ.get("BENCH_MARKDOWN")
+    if markdown:
+        write_markdown(markdown, rows, scale=scale, seconds=time.monotonic() - started, load_before=load_before)
+        harness.log(f"wrote {markdown}")
     path = os.environ.get("BENCH_JSON")
     if path:
         harness.write_json(rows, path)
         harness.log(f"wrote {path}")
     return 0
+
+
+def write_markdown(path: str, rows, *, scale: str, seconds: float, load_before) -> None:
+    """Write the run as a Markdown section: when, on what machine, at what scale, the table."""
+    import datetime as dt
+    import subprocess
+
+    def sh(*cmd) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return "?"
+
+    load_after = os.getloadavg()
+    lines = [
+        f"## BENCH_SCALE={scale}, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- machine: {sh('nproc')} CPUs, `uname -r` {sh('uname', '-r')}; PostgreSQL and Redis on the same machine",
+        f"- load average (1/5/15 min) before: {' / '.join(f'{x:.1f}' for x in load_before)}, "
+        f"after: {' / '.join(f'{x:.1f}' for x in load_after)}",
+        f"- commit: {sh('git', 'rev-parse', '--short', 'HEAD')}; run took {seconds:.0f} s",
+        "",
+        "```",
+        sh("free", "-h"),
+        "```",
+        "",
+        harness.render_table(rows),
+        "",
+    ]
+    notes = [(row.metric, note) for row in rows for note in row.notes]
+    lines += [f"- {metric}: {note}" for metric, note in notes]
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
