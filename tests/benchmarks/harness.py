@@ -49,7 +49,10 @@ BENCH_ENV = {
 
 def configure_env() -> None:
     """Set the bench's environment before Django is imported (children inherit it)."""
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    # One database per scale by default, so each keeps its own million- (or
+    # hundred-thousand-) row list dataset between runs instead of regenerating it.
+    suffix = "" if scale_name() == "full" else "_small"
+    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL + suffix)
     os.environ.setdefault("CELERY_BROKER_URL", DEFAULT_BROKER_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_CACHE_URL)
     for key, value in BENCH_ENV.items():

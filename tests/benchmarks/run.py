@@ -5,7 +5,8 @@
     BENCH_ONLY=a,b           run only these rows (module names without "bench_", e.g. purge,api_list)
     BENCH_MARKDOWN=FILE      append the run (date, machine, load, table) to FILE as Markdown
     BENCH_PROFILE=DIR        profile the import and the purge (cProfile; .prof and top costs in DIR)
-    DATABASE_URL             default postgres://postgres@127.0.0.1:5432/registry_bench (created if missing)
+    DATABASE_URL             default postgres://postgres@127.0.0.1:5432/registry_bench (created if missing;
+                             registry_bench_small at BENCH_SCALE=small, so each scale keeps its dataset)
     CELERY_BROKER_URL        default redis://127.0.0.1:6379/9
 
 Columns: `metric | project | limit | ratio | target | ok`. `ratio` is the project's
