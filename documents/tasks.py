@@ -19,3 +19,12 @@ def sweep_deliveries() -> None:
     sweep = getattr(delivery, "deliveries_sweep", None)
     if sweep is not None:
         sweep()
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def import_run(job_id: int) -> None:
+    """Run or resume one import job; idempotent (a finished job is left alone, an
+    interrupted one continues after its last committed batch)."""
+    from documents.imports import import_job_run
+
+    import_job_run(job_id=job_id)
