@@ -30,15 +30,13 @@ def current_membership(request) -> Membership | None:
     stored in the session counts, and only while it still exists.
     """
     chosen = request.session.get(SESSION_KEY)
-    memberships = list(memberships_of(request.user)[:2]) if chosen is None else None
     if chosen is not None:
         membership = memberships_of(request.user).filter(institution_id=chosen).first()
-        if membership is None:
-            del request.session[SESSION_KEY]
-        return membership
-    if len(memberships) == 1:
-        return memberships[0]
-    return None
+        if membership is not None:
+            return membership
+        del request.session[SESSION_KEY]  # removed by an operator since it was chosen
+    memberships = list(memberships_of(request.user)[:2])
+    return memberships[0] if len(memberships) == 1 else None
 
 
 def choose_institution(request, institution_id: int) -> Membership | None:
