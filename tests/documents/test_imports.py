@@ -30,9 +30,7 @@ from tests.factories import DocumentFactory, GraduateFactory, make_snils
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.LANGUAGE_CODE = (
-        "en"  # messages are compared in English, whatever the translations say
-    )
+    settings.LANGUAGE_CODE = "en"  # messages are compared in English, whatever the translations say
 
 
 def run_import(actor, institution, content: bytes, name: str, dry_run=False) -> ImportJob:
