@@ -31,9 +31,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from documents.delivery import deliveries_enqueue
 from documents.history import events_record
 from documents.models import (
+    Delivery,
     DeliveryAction,
     Document,
     DocumentStatus,
@@ -609,7 +609,8 @@ class _BatchImporter:
     def _write(self, rows: list[Row], job: ImportJob) -> None:
         now = timezone.now()
         if self.new_graduates:
-            Graduate.objects.bulk_create(
+            _bulk_insert(
+                Graduate,
                 [
                     Graduate(
                         institution=self.institution,
@@ -623,7 +624,7 @@ class _BatchImporter:
                         created_at=now,
                     )
                     for snils_hash, g in self.new_graduates.items()
-                ]
+                ],
             )
             self.graduates.update(
                 (g.snils_hash, g)
@@ -665,9 +666,24 @@ class _BatchImporter:
                 document.signing_key = key
                 document.signed_at = now
             documents.append(document)
-        Document.objects.bulk_create(documents)
+        _bulk_insert(Document, documents)
         if self.issue:
-            deliveries_enqueue(documents=documents, action=DeliveryAction.PUBLISH)
+            # The outbox rows of the whole batch in one INSERT, and one sweep task on
+            # commit instead of one task per document: at 1,000 rows a batch, sending
+            # a message per row would cost more than the rest of the import.
+            _bulk_insert(
+                Delivery,
+                [
+                    Delivery(
+                        document_id=d.pk,
+                        institution_id=self.institution.pk,
+                        action=DeliveryAction.PUBLISH,
+                        next_attempt_at=now,
+                    )
+                    for d in documents
+                ],
+            )
+            transaction.on_commit(_kick_deliveries)
         events_record(
             actor=self.actor,
             action="documents.imported" if self.issue else "documents.drafted_by_import",
@@ -675,6 +691,40 @@ class _BatchImporter:
             items=[(job.pk, {"batch": self.batch_number, "count": len(documents), "ids": [ids[0], ids[-1]]})],
             institution_id=self.institution.pk,
         )
+
+
+def _bulk_insert(model, objects: list) -> None:
+    """INSERT `objects` (their primary keys set, or not needed afterwards) in one go.
+
+    On PostgreSQL this is a COPY: for a batch of signed documents, building and
+    quoting a parameterised INSERT costs several times more than the rows' own work.
+    """
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objects)
+        return
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and objects[0].pk is None)]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for obj in objects:
+            row = []
+            for f in fields:
+                value = f.pre_save(obj, True)
+                if f.attname in json_fields and value is not None:
+                    value = json.dumps(value, ensure_ascii=False)
+                row.append(value)
+            copy.write_row(row)
+
+
+def _kick_deliveries() -> None:
+    from documents.tasks import sweep_deliveries
+
+    sweep_deliveries.delay()
 
 
 def _conflict_field(code: str) -> str:
