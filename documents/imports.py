@@ -31,9 +31,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from documents.delivery import deliveries_enqueue
 from documents.history import events_record
 from documents.models import (
-    Delivery,
     DeliveryAction,
     Document,
     DocumentStatus,
@@ -45,6 +45,7 @@ from documents.models import (
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.services import DocumentData, GraduateData, document_data_errors, graduate_data_errors
 from documents.signing import build_payload, sign_payload
+from documents.status_list import status_list_indexes_new
 from documents.validators import snils_normalize
 from experiment.services import forming_rule
 from institutions.keys import signing_key_current
@@ -634,8 +635,9 @@ class _BatchImporter:
             )
         ids = _allocate_document_ids(len(rows))
         key = signing_key_current(institution=self.institution) if self.issue else None
+        indexes = status_list_indexes_new(len(rows)) if self.issue else [None] * len(rows)
         documents = []
-        for pk, row in zip(ids, rows, strict=True):
+        for pk, index, row in zip(ids, indexes, rows, strict=True):
             d = row.document
             document = Document(
                 pk=pk,
@@ -659,6 +661,7 @@ class _BatchImporter:
             )
             if self.issue:
                 document.status = DocumentStatus.ISSUED
+                document.status_list_index = index
                 document.experiment = self.experiment
                 payload = build_payload(document)
                 document.signed_payload = payload
@@ -668,22 +671,9 @@ class _BatchImporter:
             documents.append(document)
         _bulk_insert(Document, documents)
         if self.issue:
-            # The outbox rows of the whole batch in one INSERT, and one sweep task on
-            # commit instead of one task per document: at 1,000 rows a batch, sending
-            # a message per row would cost more than the rest of the import.
-            _bulk_insert(
-                Delivery,
-                [
-                    Delivery(
-                        document_id=d.pk,
-                        institution_id=self.institution.pk,
-                        action=DeliveryAction.PUBLISH,
-                        next_attempt_at=now,
-                    )
-                    for d in documents
-                ],
-            )
-            transaction.on_commit(_kick_deliveries)
+            # One INSERT for the batch's outbox rows; the delivery tasks go out on
+            # commit, many rows per task.
+            deliveries_enqueue(documents=documents, action=DeliveryAction.PUBLISH)
         events_record(
             actor=self.actor,
             action="documents.imported" if self.issue else "documents.drafted_by_import",
@@ -719,12 +709,6 @@ def _bulk_insert(model, objects: list) -> None:
                     value = json.dumps(value, ensure_ascii=False)
                 row.append(value)
             copy.write_row(row)
-
-
-def _kick_deliveries() -> None:
-    from documents.tasks import sweep_deliveries
-
-    sweep_deliveries.delay()
 
 
 def _conflict_field(code: str) -> str:
