@@ -1,7 +1,7 @@
 """The institution directory for partners: any key reads it."""
 
 import django_filters
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Prefetch
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
@@ -65,4 +65,6 @@ class InstitutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     pagination_class = IdCursorPagination
     filterset_class = InstitutionFilter
     lookup_value_regex = r"[0-9]{1,18}"
-    queryset = Institution.objects.prefetch_related("participations__experiment")
+    queryset = Institution.objects.prefetch_related(
+        Prefetch("participations", queryset=Participation.objects.select_related("experiment"))
+    )

@@ -10,6 +10,7 @@ import logging
 
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -79,6 +80,7 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # nothing to protect: it changes nothing, and must answer POSTs in the API's shape too
 def not_found_view(request, *args, **kwargs):
     """JSON 404 for any path under /api/v1/ that matches no endpoint."""
     return JsonResponse(error_body(exceptions.NotFound.default_detail, code="not_found"), status=404)

@@ -45,7 +45,8 @@ class ApiKeyRateThrottle(BaseThrottle):
         limit, period = parse_rate(rate)
         now = time.time()
         window = int(now // period)
-        cache_key = f"{self.cache_prefix}:{key.pk}:{period}:{window}"
+        # The prefix is the key's public id; unlike the row id it is never reused.
+        cache_key = f"{self.cache_prefix}:{key.prefix}:{period}:{window}"
         cache.add(cache_key, 0, timeout=period + 1)
         try:
             count = cache.incr(cache_key)

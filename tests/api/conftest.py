@@ -3,20 +3,11 @@
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from documents import services
 from institutions.apikeys import api_key_create
 from tests.factories import make_snils
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_counters():
-    # Throttle counters live in the cache; a test must not inherit another's.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def client_for(plaintext: str | None) -> APIClient:
