@@ -202,6 +202,10 @@ SPECTACULAR_SETTINGS = {
         '`{"detail", "code", "errors": {field: [messages]}}`.'
     ),
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.add_response_headers",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStateEnum": "documents.models.DeliveryState",
         "DocumentStatusEnum": "documents.models.DocumentStatus",

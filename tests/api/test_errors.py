@@ -2,7 +2,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.settings import api_settings
 
-from tests.api.conftest import assert_error_shape
+from tests.api.conftest import assert_error_shape, create_body
 
 pytestmark = pytest.mark.django_db
 
@@ -40,3 +40,13 @@ def test_json_body_that_does_not_parse_is_400(issuer):
 def test_form_encoded_body_is_415(issuer):
     response = issuer.post("/api/v1/documents/", {"kind": "x"}, format="multipart")
     assert_error_shape(response, 415)
+
+
+def test_unexpected_failure_is_a_json_500_without_details(issuer, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("documents.api.services.document_create_and_issue", broken)
+    response = issuer.post("/api/v1/documents/", create_body(1))
+    body = assert_error_shape(response, 500, "server_error")
+    assert "secret internals" not in response.content.decode() and body["errors"] == {}
