@@ -243,7 +243,10 @@ class DocumentFilter(django_filters.FilterSet):
     )
     experiment = django_filters.NumberFilter(field_name="experiment__year", label=_("Experiment year"))
     experimental = django_filters.BooleanFilter(
-        field_name="experiment", lookup_expr="isnull", exclude=True, label=_("Experimental documents only (or none)")
+        field_name="experiment",
+        lookup_expr="isnull",
+        exclude=True,
+        label=_("true: experimental documents only; false: regular ones only"),
     )
     delivery = django_filters.ChoiceFilter(
         field_name="delivery_state",
@@ -272,6 +275,27 @@ _EXAMPLE_BODY = {
 }
 
 
+_EXAMPLE_DOCUMENT = {
+    "id": 1042,
+    **{k: v for k, v in _EXAMPLE_BODY.items() if k != "snils"},
+    "series": "",
+    "snils": "***-***-*** 95",
+    "programme_code": "",
+    "programme_name": "",
+    "qualification": "",
+    "honours": False,
+    "hours": None,
+    "status": "issued",
+    "experiment": 2025,
+    "delivery": {"action": "publish", "state": "done"},
+    "verification_code": "Jx2v0w1kQ3mP9sT4uV7yZa",
+    "verification_url": "https://registry.example.org/verify/Jx2v0w1kQ3mP9sT4uV7yZa/",
+    "annulled_at": None,
+    "annul_reason": "",
+}
+_DOCUMENT_EXAMPLE = OpenApiExample("Issued certificate", value=_EXAMPLE_DOCUMENT, response_only=True)
+
+
 def _issue_key_errors(*extra: int) -> dict:
     return error_responses(*AUTH_ERRORS, 404, *extra)
 
@@ -288,6 +312,7 @@ def _issue_key_errors(*extra: int) -> dict:
     retrieve=extend_schema(
         summary=_("One document, with its delivery state"),
         responses={200: DocumentSerializer, **_issue_key_errors(400)},
+        examples=[_DOCUMENT_EXAMPLE],
     ),
 )
 class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -346,7 +371,10 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             )
         ],
         responses={201: DocumentSerializer, **error_responses(400, *AUTH_ERRORS, 409, 422)},
-        examples=[OpenApiExample("Grade 11 certificate", value=_EXAMPLE_BODY, request_only=True)],
+        examples=[
+            OpenApiExample("Grade 11 certificate", value=_EXAMPLE_BODY, request_only=True),
+            OpenApiExample("Issued", value=_EXAMPLE_DOCUMENT, response_only=True, status_codes=["201"]),
+        ],
     )
     def create(self, request):
         serializer = DocumentCreateSerializer(data=request.data)
@@ -516,6 +544,7 @@ def _signature_checks_out(document: Document) -> bool:
 
 
 def verification_result(document: Document) -> dict:
+    """The verifier's answer (VerifyResultSerializer's shape), JSON-ready."""
     replacement = None
     if document.status == DocumentStatus.ANNULLED:
         replacement = (
@@ -538,7 +567,7 @@ def verification_result(document: Document) -> dict:
             "series": document.series,
             "number": document.number,
             "registration_number": document.registration_number,
-            "issued_on": document.issued_on,
+            "issued_on": document.issued_on.isoformat(),
             "programme_name": document.programme_name,
             "qualification": document.qualification,
         },
@@ -548,7 +577,7 @@ def verification_result(document: Document) -> dict:
             "middle_name": graduate.middle_name,
         },
         "institution": {"inn": institution.inn, "ogrn": institution.ogrn, "name": institution.full_name},
-        "annulled_at": document.annulled_at,
+        "annulled_at": _DATETIME.to_representation(document.annulled_at) if document.annulled_at else None,
         "replaced_by": (
             {
                 "series": replacement.series,
@@ -588,6 +617,30 @@ class VerifyView(APIView):
                 value={"number": "77000000000001", "last_name": "Иванов", "birth_date": "2007-03-01"},
                 request_only=True,
             ),
+            OpenApiExample(
+                "Genuine experimental certificate",
+                response_only=True,
+                value={
+                    "status": "issued",
+                    "valid": True,
+                    "signature_valid": True,
+                    "legal_force": False,
+                    "experiment": 2025,
+                    "document": {
+                        "kind": "secondary_general_certificate",
+                        "series": "",
+                        "number": "77000000000001",
+                        "registration_number": "R-2025-001",
+                        "issued_on": "2025-06-25",
+                        "programme_name": "",
+                        "qualification": "",
+                    },
+                    "holder": {"last_name": "Иванов", "first_name": "Иван", "middle_name": "Иванович"},
+                    "institution": {"inn": "7707083893", "ogrn": "1027700132195", "name": "МБОУ «Школа № 1»"},
+                    "annulled_at": None,
+                    "replaced_by": None,
+                },
+            ),
         ],
     )
     def post(self, request):
@@ -596,4 +649,5 @@ class VerifyView(APIView):
         document = _verification_lookup(**serializer.validated_data)
         if document is None:
             raise NotFound(_("No issued document matches."), code="not_found")
-        return Response(VerifyResultSerializer(verification_result(document)).data)
+        # verification_result() is already JSON-ready; VerifyResultSerializer describes it for the schema.
+        return Response(verification_result(document))
