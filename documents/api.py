@@ -29,11 +29,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from documents import services
+from documents.credentials import credential_for
 from documents.kinds import DocumentKind
 from documents.models import Delivery, DeliveryAction, DeliveryState, Document, DocumentStatus, LossMark
 from documents.selectors import documents_for
-from documents.signing import signature_is_valid, signed_form
+from documents.signing import signed_form
 from documents.validators import snils_normalize
+from documents.verification import (
+    Verification,
+    VerificationStatus,
+    parse_signed_form,
+    verify_by_code,
+    verify_by_details,
+    verify_signed_form,
+)
 from institutions.apikeys import api_request_once
 from registry.actors import Actor
 from registry.api import JSON_PARSERS, JSON_RENDERERS
@@ -41,7 +50,7 @@ from registry.api.errors import AUTH_ERRORS, error_responses
 from registry.api.pagination import NewestFirstCursorPagination
 from registry.api.permissions import IsIssueKey, IsVerifyKey
 from registry.crypto import keyed_hash
-from registry.errors import NotFound
+from registry.errors import DomainError, NotFound
 
 IDEMPOTENCY_HASH_PURPOSE = "api-idempotency-v1"
 # The model's integer column limit, so an absurd value is a 400 here, not a database error.
@@ -439,12 +448,6 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         document = self.get_object()
         if document.status == DocumentStatus.DRAFT or not document.signature:
             raise NotFound(_("This document is not signed yet."), code="not_signed")
-        try:
-            from documents.credentials import credential_for
-        except ImportError:
-            raise NotFound(
-                _("Verifiable credentials are not available on this server."), code="not_available"
-            ) from None
         return Response(credential_for(document))
 
 
@@ -452,148 +455,96 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
 
 class VerifyRequestSerializer(serializers.Serializer):
-    """By the code from the QR link, or by number (+ series) + holder's last name + birth date."""
+    """By the code from the QR link, by number (+ series) + holder's last name + birth date,
+    or by a signed document presented by its holder."""
 
     code = serializers.CharField(max_length=64, required=False)
     number = serializers.CharField(max_length=30, required=False)
     series = serializers.CharField(max_length=30, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=100, required=False)
     birth_date = serializers.DateField(required=False)
+    signed_form = serializers.DictField(
+        required=False,
+        help_text=_(
+            'A signed document as GET /api/v1/documents/{id}/signed/ returns it: {"payload", "alg", "kid", '
+            '"signature"}.'
+        ),
+    )
 
     def validate(self, attrs):
         if attrs.get("code"):
             return attrs
+        if "signed_form" in attrs:
+            try:
+                attrs["signed_form"] = parse_signed_form(json.dumps(attrs["signed_form"]))
+            except DomainError as exc:
+                raise serializers.ValidationError({"signed_form": [exc.message]}) from None
+            return attrs
         missing = [name for name in ("number", "last_name", "birth_date") if not attrs.get(name)]
         if missing:
-            message = _("Send the verification code, or the number, the holder's last name and birth date.")
+            message = _(
+                "Send the verification code, or the number, the holder's last name and birth date, "
+                "or a signed document."
+            )
             raise serializers.ValidationError({name: [message] for name in missing})
         return attrs
 
-
-class VerifyHolderSerializer(serializers.Serializer):
-    last_name = serializers.CharField()
-    first_name = serializers.CharField()
-    middle_name = serializers.CharField()
+    def verify(self) -> Verification:
+        """Ask documents.verification, the one place verdicts are made (the public page uses it too)."""
+        data = self.validated_data
+        if data.get("code"):
+            return verify_by_code(code=data["code"])
+        if "signed_form" in data:
+            return verify_signed_form(form=data["signed_form"])
+        return verify_by_details(
+            number=data["number"],
+            series=data.get("series") or "",
+            last_name=data["last_name"],
+            birth_date=data["birth_date"],
+        )
 
 
 class VerifyInstitutionSerializer(serializers.Serializer):
     inn = serializers.CharField()
-    ogrn = serializers.CharField()
     name = serializers.CharField()
 
 
-class VerifyDocumentSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=DocumentKind.choices)
-    series = serializers.CharField()
-    number = serializers.CharField()
-    registration_number = serializers.CharField()
-    issued_on = serializers.DateField()
-    programme_name = serializers.CharField()
-    qualification = serializers.CharField()
-
-
 class ReplacementSerializer(serializers.Serializer):
-    series = serializers.CharField()
-    number = serializers.CharField()
     verification_code = serializers.CharField()
+    url = serializers.CharField(help_text=_("The replacement's public verification page (path)."))
 
 
 class VerifyResultSerializer(serializers.Serializer):
+    """Describes Verification.as_dict(): with `not_found` only `status` is present."""
+
     status = serializers.ChoiceField(
-        choices=[("issued", "issued"), ("annulled", "annulled"), ("replaced", "replaced")],
-        help_text=_("`replaced`: annulled and replaced by a duplicate or a corrected document."),
-    )
-    valid = serializers.BooleanField(help_text=_("Issued, and its signature checks out with a key not compromised."))
-    signature_valid = serializers.BooleanField()
-    legal_force = serializers.BooleanField(help_text=_("False for documents formed in the experiment."))
-    experiment = serializers.IntegerField(allow_null=True)
-    document = VerifyDocumentSerializer()
-    holder = VerifyHolderSerializer()
-    institution = VerifyInstitutionSerializer()
-    annulled_at = serializers.DateTimeField(allow_null=True)
-    replaced_by = ReplacementSerializer(allow_null=True)
-
-
-def _fold(name: str) -> str:
-    return name.strip().casefold().replace("ё", "е")
-
-
-def _verification_lookup(*, code=None, number=None, series=None, last_name=None, birth_date=None) -> Document | None:
-    """The issued or annulled document matching the request; drafts were never published."""
-    documents = Document.objects.exclude(status=DocumentStatus.DRAFT).select_related(
-        "institution", "graduate", "experiment", "signing_key"
-    )
-    if code:
-        return documents.filter(verification_code=code).first()
-    candidates = documents.filter(number=number.strip(), graduate__birth_date=birth_date)
-    if series is not None:
-        candidates = candidates.filter(series=series.strip())
-    # Compared in Python: SQLite folds only ASCII case, and the number already narrows
-    # the candidates to a handful.
-    wanted = _fold(last_name)
-    return next((d for d in candidates.order_by("-id")[:20] if _fold(d.graduate.last_name) == wanted), None)
-
-
-def _signature_checks_out(document: Document) -> bool:
-    key = document.signing_key
-    if not (document.signature and document.signed_payload and key):
-        return False
-    if key.revoked_at is not None and (document.signed_at is None or document.signed_at >= key.revoked_at):
-        return False
-    return signature_is_valid(document.signed_payload, document.signature, key)
-
-
-def verification_result(document: Document) -> dict:
-    """The verifier's answer (VerifyResultSerializer's shape), JSON-ready."""
-    replacement = None
-    if document.status == DocumentStatus.ANNULLED:
-        replacement = (
-            Document.objects.filter(replaces=document)
-            .exclude(status=DocumentStatus.DRAFT)
-            .only("series", "number", "verification_code")
-            .order_by("-id")
-            .first()
-        )
-    signature_ok = _signature_checks_out(document)
-    graduate, institution = document.graduate, document.institution
-    return {
-        "status": "replaced" if replacement else document.status,
-        "valid": document.status == DocumentStatus.ISSUED and signature_ok,
-        "signature_valid": signature_ok,
-        "legal_force": document.legal_force,
-        "experiment": document.experiment.year if document.experiment_id else None,
-        "document": {
-            "kind": document.kind,
-            "series": document.series,
-            "number": document.number,
-            "registration_number": document.registration_number,
-            "issued_on": document.issued_on.isoformat(),
-            "programme_name": document.programme_name,
-            "qualification": document.qualification,
-        },
-        "holder": {
-            "last_name": graduate.last_name,
-            "first_name": graduate.first_name,
-            "middle_name": graduate.middle_name,
-        },
-        "institution": {"inn": institution.inn, "ogrn": institution.ogrn, "name": institution.full_name},
-        "annulled_at": _DATETIME.to_representation(document.annulled_at) if document.annulled_at else None,
-        "replaced_by": (
-            {
-                "series": replacement.series,
-                "number": replacement.number,
-                "verification_code": replacement.verification_code,
-            }
-            if replacement
-            else None
+        choices=VerificationStatus.choices,
+        help_text=_(
+            "`valid`: genuine and in force; `annulled`; `replaced` by a duplicate or a corrected document "
+            "(see `replaced_by`); `signature_invalid`: altered or forged; `key_revoked`: signed with a key "
+            "declared compromised; `not_found`: unknown or purged."
         ),
-    }
+    )
+    kind = serializers.ChoiceField(choices=DocumentKind.choices, required=False)
+    series = serializers.CharField(required=False, allow_blank=True)
+    number = serializers.CharField(required=False)
+    issued_on = serializers.DateField(required=False, allow_null=True)
+    institution = VerifyInstitutionSerializer(required=False)
+    holder = serializers.CharField(required=False, allow_blank=True, help_text=_("The holder's initials only."))
+    experiment = serializers.IntegerField(required=False, allow_null=True)
+    legal_force = serializers.BooleanField(required=False, help_text=_("False for documents formed in the experiment."))
+    annulled_at = serializers.DateTimeField(required=False, allow_null=True)
+    annul_reason = serializers.CharField(required=False, allow_null=True)
+    key_revoked_at = serializers.DateTimeField(required=False, allow_null=True)
+    replaced_by = ReplacementSerializer(required=False, allow_null=True)
 
 
 class VerifyView(APIView):
     """Verify a document for a university or an employer (verify keys only).
 
     Issue keys are refused: a verifier is a separate partner with its own key.
+    Every verdict, `not_found` included, is a 200 answer: it is the verification's
+    result, not an error in the request.
     """
 
     renderer_classes = JSON_RENDERERS
@@ -604,12 +555,13 @@ class VerifyView(APIView):
         operation_id="verify_document",
         summary=_("Verify a document"),
         description=_(
-            'By the code from its QR link (`{"code"}`), or by number (+ series) and the holder\'s last name '
-            "and birth date. Returns the status and the minimum a verifier needs. Experimental documents "
-            "carry `legal_force: false`. No matching issued document: 404."
+            'By the code from its QR link (`{"code"}`), by number (+ series) and the holder\'s last name '
+            'and birth date, or by a signed document (`{"signed_form"}`). Returns the verdict and the '
+            "minimum a verifier needs: kind, number, date, institution, the holder's initials. "
+            "Experimental documents carry `legal_force: false`."
         ),
         request=VerifyRequestSerializer,
-        responses={200: VerifyResultSerializer, **error_responses(400, *AUTH_ERRORS, 404)},
+        responses={200: VerifyResultSerializer, **error_responses(400, *AUTH_ERRORS)},
         examples=[
             OpenApiExample("By code", value={"code": "Jx2v0w1kQ3mP9sT4uV7yZa"}, request_only=True),
             OpenApiExample(
@@ -621,33 +573,25 @@ class VerifyView(APIView):
                 "Genuine experimental certificate",
                 response_only=True,
                 value={
-                    "status": "issued",
-                    "valid": True,
-                    "signature_valid": True,
-                    "legal_force": False,
+                    "status": "valid",
+                    "kind": "secondary_general_certificate",
+                    "series": "",
+                    "number": "77000000000001",
+                    "issued_on": "2025-06-25",
+                    "institution": {"inn": "7707083893", "name": "МБОУ «Школа № 1»"},
+                    "holder": "И. И. И.",
                     "experiment": 2025,
-                    "document": {
-                        "kind": "secondary_general_certificate",
-                        "series": "",
-                        "number": "77000000000001",
-                        "registration_number": "R-2025-001",
-                        "issued_on": "2025-06-25",
-                        "programme_name": "",
-                        "qualification": "",
-                    },
-                    "holder": {"last_name": "Иванов", "first_name": "Иван", "middle_name": "Иванович"},
-                    "institution": {"inn": "7707083893", "ogrn": "1027700132195", "name": "МБОУ «Школа № 1»"},
+                    "legal_force": False,
                     "annulled_at": None,
+                    "annul_reason": None,
+                    "key_revoked_at": None,
                     "replaced_by": None,
                 },
             ),
+            OpenApiExample("Unknown or purged", response_only=True, value={"status": "not_found"}),
         ],
     )
     def post(self, request):
         serializer = VerifyRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        document = _verification_lookup(**serializer.validated_data)
-        if document is None:
-            raise NotFound(_("No issued document matches."), code="not_found")
-        # verification_result() is already JSON-ready; VerifyResultSerializer describes it for the schema.
-        return Response(verification_result(document))
+        return Response(serializer.verify().as_dict())
