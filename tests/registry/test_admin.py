@@ -221,3 +221,12 @@ def test_admin_searches_use_their_indexes_on_postgres(rf, operator, model, term,
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert index in plan, plan
+
+
+def test_institution_autocomplete_answers_operators_by_name_and_inn(operator_client, school):
+    url = reverse("admin:autocomplete")
+    params = {"app_label": "institutions", "model_name": "membership", "field_name": "institution"}
+    by_name = operator_client.get(url, params | {"term": "Алисы"}).json()["results"]
+    assert [r["id"] for r in by_name] == [str(school.pk)]
+    by_inn = operator_client.get(url, params | {"term": school.inn}).json()["results"]
+    assert [r["id"] for r in by_inn] == [str(school.pk)]
