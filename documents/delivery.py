@@ -1,47 +1,474 @@
 """The Gosuslugi outbox: delivery rows written with the change, delivered after commit.
 
-`deliveries_enqueue` runs inside the caller's transaction; the task that delivers
-is sent only on commit, and the periodic sweep re-sends whatever is due, so a lost
-broker message delays a delivery but never loses it.
+Life of a row (`Delivery`):
+
+1. `deliveries_enqueue` writes it inside the caller's transaction (issue, annul,
+   correct, purge) and sends the delivery task only on commit.
+2. A worker claims it with one conditional UPDATE — `state = pending AND
+   next_attempt_at <= now`, or `in_progress` whose lease (`claimed_until`) has
+   expired — and delivers only the rows that UPDATE returned, so two workers never
+   deliver the same row at once. The claim counts the attempt, so a worker killed
+   mid-call still uses one up.
+3. The outcome is written with a second conditional UPDATE that also matches the
+   worker's own lease; a worker whose lease ran out writes nothing (another one
+   owns the row now, and the portal's idempotency key makes its repeat harmless).
+4. A retryable failure sets `next_attempt_at` (exponential backoff, full jitter,
+   Retry-After as a floor); the last allowed attempt, or a final 4xx, fails the row.
+   The delay lives in the row: the beat sweep re-sends whatever is due, so a lost
+   broker message, a broker outage or a killed worker delays a delivery but never
+   loses it. No long ETA tasks: Redis gives an unacknowledged ETA message back only
+   after its visibility timeout and can drop it on restart.
 """
 
-from django.db import transaction
-from django.utils import timezone
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
 
-from documents.models import Delivery, DeliveryAction, DeliveryState, Document
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, Q, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from documents import gosuslugi
+from documents.models import Delivery, DeliveryAction, DeliveryState, Document, DocumentStatus
+from documents.signing import signed_form
+from registry.actors import Actor
+
+logger = logging.getLogger(__name__)
+
+PENDING, IN_PROGRESS, DONE, FAILED, SKIPPED = (
+    DeliveryState.PENDING,
+    DeliveryState.IN_PROGRESS,
+    DeliveryState.DONE,
+    DeliveryState.FAILED,
+    DeliveryState.SKIPPED,
+)
+PUBLISH, WITHDRAW = DeliveryAction.PUBLISH, DeliveryAction.WITHDRAW
+
+
+# --- Writing the outbox ---------------------------------------------------------
 
 
 def deliveries_enqueue(*, documents: list[Document], action: str) -> list[Delivery]:
     """Write one outbox row per document and send the delivery tasks on commit.
 
-    A withdraw of a document that was never published is recorded as skipped: there
-    is nothing at the portal to remove.
+    Runs in the caller's transaction: the rows commit or roll back with the change.
+    A withdraw of a document that was never published is recorded as skipped (there
+    is nothing at the portal to remove); one whose publication is done carries the
+    portal id, so it can outlive a purged document.
     """
+    documents = list(documents)
     now = timezone.now()
+    latest_publish: dict[int, dict] = {}
+    if action == WITHDRAW and documents:
+        publishes = (
+            Delivery.objects.filter(document__in=[d.pk for d in documents], action=PUBLISH)
+            .exclude(state=SKIPPED)
+            .order_by("document_id", "-id")
+            .values("document_id", "state", "portal_id")
+        )
+        for row in publishes:
+            latest_publish.setdefault(row["document_id"], row)
     rows = []
     for document in documents:
         row = Delivery(document=document, institution_id=document.institution_id, action=action, next_attempt_at=now)
-        if action == DeliveryAction.WITHDRAW:
-            published = (
-                Delivery.objects.filter(document=document, action=DeliveryAction.PUBLISH)
-                .exclude(state=DeliveryState.SKIPPED)
-                .order_by("-id")
-                .first()
-            )
+        if action == WITHDRAW:
+            published = latest_publish.get(document.pk)
             if published is None:
-                row.state = DeliveryState.SKIPPED
-            elif published.portal_id:
-                row.portal_id = published.portal_id
+                row.state = SKIPPED
+            elif published["portal_id"]:
+                row.portal_id = published["portal_id"]
         rows.append(row)
     Delivery.objects.bulk_create(rows)
-    due = [row.pk for row in rows if row.state == DeliveryState.PENDING]
+    due = [row.pk for row in rows if row.state == PENDING]
     if due:
-        transaction.on_commit(lambda: _send(due))
+        transaction.on_commit(lambda: deliveries_dispatch(delivery_ids=due))
     return rows
 
 
-def _send(delivery_ids: list[int]) -> None:
-    from documents.tasks import deliver
+def _eager() -> bool:
+    from registry.celery import app
 
-    for delivery_id in delivery_ids:
-        deliver.delay(delivery_id)
+    return bool(app.conf.task_always_eager)
+
+
+def deliveries_dispatch(*, delivery_ids: list[int], countdown: float | None = None) -> int:
+    """Send delivery tasks for these rows, GOSUSLUGI_BATCH_SIZE rows per task; return rows sent.
+
+    Never raises: with the broker down the rows simply wait in the database for the
+    sweep, and the caller's change (already committed) must not look failed.
+    """
+    from documents.tasks import deliver_batch
+    from registry.celery import app
+
+    ids = list(delivery_ids)
+    size = max(1, settings.GOSUSLUGI_BATCH_SIZE)
+    chunks = [ids[start : start + size] for start in range(0, len(ids), size)]
+    if not chunks:
+        return 0
+    if app.conf.task_always_eager:
+        for chunk in chunks:
+            deliver_batch.apply_async((chunk,))
+        return len(ids)
+    sent = 0
+    try:
+        with app.pool.acquire(block=True, timeout=5) as connection:
+            # Fail fast when the broker is away (Celery's defaults retry for seconds
+            # per message): the request that issued the documents must not hang,
+            # and the sweep will send these rows once the broker is back.
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
+            for chunk in chunks:
+                deliver_batch.apply_async(
+                    (chunk,),
+                    countdown=countdown,
+                    connection=connection,
+                    retry=True,
+                    retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+                )
+                sent += len(chunk)
+    except Exception as exc:
+        logger.warning("Could not send %d delivery row(s) to the broker, the sweep will: %r", len(ids) - sent, exc)
+    return sent
+
+
+# --- Delivering -----------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    state: str
+    portal_id: str = ""
+    error: str = ""
+    next_attempt_at: dt.datetime | None = None
+    # -1 gives back the attempt the claim counted (the row only waited, nothing was sent).
+    attempts_delta: int = 0
+    nudge: float | None = None
+
+
+def backoff_seconds(*, attempts: int, retry_after: float | None = None) -> float:
+    """Delay before the next try: full jitter over base·2^(attempts−1), capped; Retry-After is a floor."""
+    ceiling = min(settings.GOSUSLUGI_BACKOFF_MAX, settings.GOSUSLUGI_BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    delay = random.uniform(0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, settings.GOSUSLUGI_BACKOFF_MAX))
+    return delay
+
+
+def _claim(ids: list[int], *, now: dt.datetime, until: dt.datetime) -> list[int]:
+    """Take the due rows among `ids` for this worker; return the ids it now holds.
+
+    One conditional UPDATE … RETURNING: the database decides, so of two workers
+    racing for a row exactly one gets it back. `until` (the lease) is also this
+    claim's token: the outcome is written only while the row still carries it.
+    """
+    if not ids:
+        return []
+    ops, q = connection.ops, connection.ops.quote_name
+    table = q(Delivery._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(ids))
+    # Only quoted column names and placeholders are interpolated into the statement.
+    sql = (
+        f"UPDATE {table} SET {q('state')} = %s, {q('attempts')} = {q('attempts')} + 1, "  # noqa: S608
+        f"{q('claimed_until')} = %s, {q('updated_at')} = %s "
+        f"WHERE {q('id')} IN ({placeholders}) AND (({q('state')} = %s AND {q('next_attempt_at')} <= %s) "
+        f"OR ({q('state')} = %s AND {q('claimed_until')} < %s)) RETURNING {q('id')}"
+    )
+    at, until_db = ops.adapt_datetimefield_value(now), ops.adapt_datetimefield_value(until)
+    params = [IN_PROGRESS, until_db, at, *ids, PENDING, at, IN_PROGRESS, at]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _transfer_wait(document: Document, *, now: dt.datetime, cache: dict) -> dt.datetime | None:
+    """Return when to look again if the document's experiment forbids transfer today, else None.
+
+    The document's own experiment decides (not `forming_rule`, which answers for the
+    institution's current experiment): a stage without `allows_transfer` holds its
+    documents back until a stage that allows it starts. Regular documents transfer.
+    """
+    from experiment.services import active_stages
+
+    if document.experiment_id is None:
+        return None
+    if document.experiment_id not in cache:
+        today = timezone.localdate(now)
+        experiment = document.experiment
+        if any(stage.allows_transfer for stage in active_stages(experiment=experiment, on=today)):
+            cache[document.experiment_id] = None
+        else:
+            upcoming = experiment.stages.filter(allows_transfer=True, starts_on__gt=today).order_by("starts_on").first()
+            cache[document.experiment_id] = (
+                timezone.make_aware(dt.datetime.combine(upcoming.starts_on, dt.time.min))
+                if upcoming
+                else now + dt.timedelta(days=1)
+            )
+    return cache[document.experiment_id]
+
+
+def _retry_or_fail(row: Delivery, exc: gosuslugi.GosuslugiError, *, now: dt.datetime) -> _Outcome:
+    if isinstance(exc, gosuslugi.FinalError) or row.attempts >= settings.GOSUSLUGI_MAX_ATTEMPTS:
+        return _Outcome(FAILED, error=str(exc))
+    delay = backoff_seconds(attempts=row.attempts, retry_after=getattr(exc, "retry_after", None))
+    nudge = delay if delay <= settings.GOSUSLUGI_NUDGE_MAX else None
+    return _Outcome(PENDING, error=str(exc), next_attempt_at=now + dt.timedelta(seconds=delay), nudge=nudge)
+
+
+def _publish(row: Delivery, *, now: dt.datetime, transfer_cache: dict) -> _Outcome:
+    document = row.document
+    if document is None:
+        return _Outcome(SKIPPED, error=str(_("The document no longer exists.")))
+    wait_until = _transfer_wait(document, now=now, cache=transfer_cache)
+    if wait_until is not None:
+        return _Outcome(
+            PENDING,
+            error=str(_("The experiment's current stage does not allow transfer to Gosuslugi.")),
+            next_attempt_at=wait_until,
+            attempts_delta=-1,
+        )
+    portal_id = gosuslugi.publish(
+        snils=document.graduate.snils, document=signed_form(document), idempotency_key=str(row.idempotency_key)
+    )
+    return _Outcome(DONE, portal_id=portal_id)
+
+
+def _withdraw(row: Delivery, *, now: dt.datetime) -> _Outcome:
+    portal_id = row.portal_id
+    if not portal_id:
+        publication = (
+            Delivery.objects.filter(document_id=row.document_id, action=PUBLISH, pk__lt=row.pk)
+            .exclude(state=SKIPPED)
+            .order_by("-id")
+            .first()
+            if row.document_id
+            else None
+        )
+        if publication is None:
+            return _Outcome(SKIPPED, error=str(_("Never published: nothing to withdraw.")))
+        if publication.state == FAILED:
+            return _Outcome(SKIPPED, error=str(_("The publication failed: nothing to withdraw.")))
+        if publication.state == PENDING and publication.attempts == 0:
+            # Never sent: cancel it instead of placing and then removing the document.
+            # Conditional, so a worker that claimed it meanwhile wins and we wait.
+            cancelled = Delivery.objects.filter(pk=publication.pk, state=PENDING, attempts=0).update(
+                state=SKIPPED, last_error=str(_("Cancelled: the document was withdrawn first.")), updated_at=now
+            )
+            if cancelled:
+                return _Outcome(SKIPPED, error=str(_("The publication was cancelled before it was sent.")))
+        if publication.state != DONE:
+            # The publication may have reached the portal (a timeout, a worker killed
+            # mid-call): withdraw only after it has finished and we know its id.
+            later = max(publication.next_attempt_at, now) + dt.timedelta(seconds=settings.GOSUSLUGI_BACKOFF_BASE)
+            return _Outcome(
+                PENDING,
+                error=str(_("Waiting for the publication to finish.")),
+                next_attempt_at=later,
+                attempts_delta=-1,
+                nudge=(later - now).total_seconds(),
+            )
+        portal_id = publication.portal_id
+    gosuslugi.withdraw(portal_id=portal_id)
+    return _Outcome(DONE, portal_id=portal_id)
+
+
+def deliveries_process(*, delivery_ids: list[int]) -> dict[int, str]:
+    """Deliver the due rows among `delivery_ids`; return {id: new state} for the rows it held.
+
+    Idempotent and safe to run concurrently: rows that are done, not yet due, or
+    held by another worker are left alone (and absent from the result). Calls are
+    made outside any transaction, one row after another.
+    """
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return {}
+    now = timezone.now()
+    lease = settings.GOSUSLUGI_LEASE + len(ids) * settings.GOSUSLUGI_TIMEOUT
+    until = now + dt.timedelta(seconds=lease)
+    claimed = _claim(ids, now=now, until=until)
+    if not claimed:
+        return {}
+    rows = Delivery.objects.filter(pk__in=claimed).select_related(
+        "document__graduate", "document__signing_key", "document__experiment"
+    )
+    transfer_cache: dict = {}
+    outcomes: dict[int, _Outcome] = {}
+    by_id = {}
+    for row in rows:
+        by_id[row.pk] = row
+        try:
+            if row.action == PUBLISH:
+                outcomes[row.pk] = _publish(row, now=timezone.now(), transfer_cache=transfer_cache)
+            else:
+                outcomes[row.pk] = _withdraw(row, now=timezone.now())
+        except gosuslugi.GosuslugiError as exc:
+            outcomes[row.pk] = _retry_or_fail(row, exc, now=timezone.now())
+        except Exception as exc:
+            # A bug or a broken row must not stall the rest of the batch; it is
+            # retried like a portal error and fails after the last attempt.
+            logger.exception("Delivery %s raised", row.pk)
+            outcomes[row.pk] = _retry_or_fail(row, gosuslugi.RetryableError(type(exc).__name__), now=timezone.now())
+    _finish(outcomes, until=until)
+    nudges = [(pk, o.nudge) for pk, o in outcomes.items() if o.state == PENDING and o.nudge is not None]
+    if nudges and not _eager():
+        for pk, delay in nudges:
+            deliveries_dispatch(delivery_ids=[pk], countdown=delay)
+    return {pk: o.state for pk, o in outcomes.items()}
+
+
+def _finish(outcomes: dict[int, _Outcome], *, until: dt.datetime) -> None:
+    """Write the outcomes, each only if the row still carries this worker's lease."""
+    now = timezone.now()
+    mine = Delivery.objects.filter(state=IN_PROGRESS, claimed_until=until)
+    done = {pk: o for pk, o in outcomes.items() if o.state == DONE}
+    if done:
+        # One UPDATE for the whole batch's successes.
+        mine.filter(pk__in=list(done)).update(
+            state=DONE,
+            portal_id=Case(*(When(pk=pk, then=Value(o.portal_id)) for pk, o in done.items())),
+            delivered_at=now,
+            claimed_until=None,
+            last_error="",
+            updated_at=now,
+        )
+    for pk, outcome in outcomes.items():
+        if outcome.state == DONE:
+            continue
+        changes = {
+            "state": outcome.state,
+            "claimed_until": None,
+            "last_error": outcome.error[:2000],
+            "updated_at": now,
+        }
+        if outcome.next_attempt_at is not None:
+            changes["next_attempt_at"] = outcome.next_attempt_at
+        if outcome.attempts_delta:
+            changes["attempts"] = F("attempts") + outcome.attempts_delta
+        updated = mine.filter(pk=pk).update(**changes)
+        if updated and outcome.state == FAILED:
+            logger.warning("Delivery %s failed: %s", pk, outcome.error[:300])
+
+
+def delivery_process(*, delivery_id: int) -> str | None:
+    """Deliver one row if it is due and nobody holds it; return its new state, or None if untouched.
+
+    Idempotent: a done, failed or skipped row, a row not yet due, or one claimed by
+    another worker is left as it is, so running it twice delivers once.
+    """
+    return deliveries_process(delivery_ids=[delivery_id]).get(delivery_id)
+
+
+def deliveries_sweep(*, after_id: int = 0, limit: int | None = None) -> tuple[int, int | None]:
+    """Re-send every due row, `limit` rows (GOSUSLUGI_SWEEP_LIMIT) per run in id order.
+
+    Due: pending and past `next_attempt_at`, or in progress past its lease (a killed
+    worker). Returns (rows sent, the id to continue after — None when finished), so
+    a large backlog is swept in bounded runs. Idempotent: a row sent twice is
+    claimed once.
+    """
+    limit = limit or settings.GOSUSLUGI_SWEEP_LIMIT
+    now = timezone.now()
+    due = Q(state=PENDING, next_attempt_at__lte=now) | Q(state=IN_PROGRESS, claimed_until__lt=now)
+    ids = list(Delivery.objects.filter(due, pk__gt=after_id).order_by("pk").values_list("pk", flat=True)[:limit])
+    deliveries_dispatch(delivery_ids=ids)
+    return len(ids), (ids[-1] if len(ids) == limit else None)
+
+
+@transaction.atomic
+def deliveries_retry_now(*, actor: Actor, delivery_ids: list[int]) -> int:
+    """Make failed or waiting rows due now with a fresh attempt budget; return how many.
+
+    Rows done, skipped or in progress are left alone. A publish of a document that
+    is no longer issued is skipped instead: placing it again would undo its
+    withdrawal. The tasks are sent on commit.
+    """
+    now = timezone.now()
+    candidates = Delivery.objects.select_for_update().filter(pk__in=list(delivery_ids), state__in=[FAILED, PENDING])
+    stale = candidates.filter(action=PUBLISH).exclude(document__status=DocumentStatus.ISSUED)
+    Delivery.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).update(
+        state=SKIPPED, last_error=str(_("The document is no longer issued.")), updated_at=now
+    )
+    ids = list(candidates.filter(state__in=[FAILED, PENDING]).values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=ids).update(
+        state=PENDING, attempts=0, next_attempt_at=now, claimed_until=None, last_error="", updated_at=now
+    )
+    if ids:
+        from documents.history import event_record
+
+        event_record(actor=actor, action="delivery.retry_now", object_type="delivery", data={"deliveries": ids[:1000]})
+        transaction.on_commit(lambda: deliveries_dispatch(delivery_ids=ids))
+    return len(ids)
+
+
+# --- Reads for pages and dashboards ---------------------------------------------
+
+
+def delivery_counts_by_state(*, institution=None, action: str | None = None) -> dict[str, int]:
+    """Return {state: count} over every state (zeros included), optionally for one institution/action."""
+    rows = Delivery.objects.all()
+    if institution is not None:
+        rows = rows.filter(institution=institution)
+    if action:
+        rows = rows.filter(action=action)
+    counts = dict.fromkeys(DeliveryState.values, 0)
+    for row in rows.values("state").annotate(n=Count("id")).order_by():
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """A document's standing at Gosuslugi, for display."""
+
+    action: str
+    state: str
+    attempts: int
+    delivered_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+    last_error: str
+
+    @property
+    def label(self) -> str:
+        return str(_LABELS.get((self.action, self.state), DeliveryState(self.state).label))
+
+
+_LABELS = {
+    (PUBLISH, PENDING): _("Waiting to be sent to Gosuslugi"),
+    (PUBLISH, IN_PROGRESS): _("Being sent to Gosuslugi"),
+    (PUBLISH, DONE): _("Placed in the holder's Gosuslugi account"),
+    (PUBLISH, FAILED): _("Sending to Gosuslugi failed"),
+    (PUBLISH, SKIPPED): _("Not sent to Gosuslugi"),
+    (WITHDRAW, PENDING): _("Waiting to be withdrawn from Gosuslugi"),
+    (WITHDRAW, IN_PROGRESS): _("Being withdrawn from Gosuslugi"),
+    (WITHDRAW, DONE): _("Withdrawn from Gosuslugi"),
+    (WITHDRAW, FAILED): _("Withdrawal from Gosuslugi failed"),
+    (WITHDRAW, SKIPPED): _("Nothing to withdraw from Gosuslugi"),
+}
+
+
+def _status(row: Delivery) -> DeliveryStatus:
+    return DeliveryStatus(
+        action=row.action,
+        state=row.state,
+        attempts=row.attempts,
+        delivered_at=row.delivered_at,
+        next_attempt_at=row.next_attempt_at if row.state == PENDING else None,
+        last_error=row.last_error,
+    )
+
+
+def delivery_states_for(documents) -> dict[int, DeliveryStatus]:
+    """Return {document id: status of its latest delivery} for a page of documents, in one query."""
+    ids = [d.pk if isinstance(d, Document) else d for d in documents]
+    latest: dict[int, DeliveryStatus] = {}
+    for row in Delivery.objects.filter(document_id__in=ids).order_by("document_id", "-id"):
+        if row.document_id not in latest:
+            latest[row.document_id] = _status(row)
+    return latest
+
+
+def delivery_state_for(document: Document) -> DeliveryStatus | None:
+    """Return the status of the document's latest publish or withdraw, or None if it has none."""
+    row = Delivery.objects.filter(document=document).order_by("-id").first()
+    return _status(row) if row is not None else None

@@ -8,14 +8,18 @@ from documents import delivery
 @shared_task(ignore_result=True)
 def deliver(delivery_id: int) -> None:
     """Deliver one outbox row; idempotent (a done row, or one claimed elsewhere, is left alone)."""
-    process = getattr(delivery, "delivery_process", None)
-    if process is not None:
-        process(delivery_id=delivery_id)
+    delivery.delivery_process(delivery_id=delivery_id)
 
 
 @shared_task(ignore_result=True)
-def sweep_deliveries() -> None:
-    """Re-send every due delivery; idempotent."""
-    sweep = getattr(delivery, "deliveries_sweep", None)
-    if sweep is not None:
-        sweep()
+def deliver_batch(delivery_ids: list[int]) -> None:
+    """Deliver a batch of outbox rows; idempotent like `deliver`, row by row."""
+    delivery.deliveries_process(delivery_ids=delivery_ids)
+
+
+@shared_task(ignore_result=True)
+def sweep_deliveries(after_id: int = 0) -> None:
+    """Re-send every due delivery in bounded runs, continuing in a follow-up task; idempotent."""
+    _, cursor = delivery.deliveries_sweep(after_id=after_id)
+    if cursor is not None:
+        sweep_deliveries.delay(after_id=cursor)

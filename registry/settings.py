@@ -172,6 +172,9 @@ if not REGISTRY_MASTER_KEY and not (DEBUG or DEMO_MODE):
     )
 REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", True)
 REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
+# for a person, too few to enumerate numbers or codes.
+VERIFY_RATE_LIMIT = env_str("VERIFY_RATE_LIMIT", "30/min")
 
 # --- Gosuslugi ------------------------------------------------------------------
 GOSUSLUGI_EMULATOR = env_bool("GOSUSLUGI_EMULATOR", True)
@@ -181,6 +184,24 @@ GOSUSLUGI_URL = env_str("GOSUSLUGI_URL")
 GOSUSLUGI_TOKEN = env_str("GOSUSLUGI_TOKEN", "emulator-token" if GOSUSLUGI_EMULATOR else "")
 GOSUSLUGI_TIMEOUT = env_float("GOSUSLUGI_TIMEOUT", 10.0)
 GOSUSLUGI_MAX_ATTEMPTS = env_int("GOSUSLUGI_MAX_ATTEMPTS", 8)
+# Retry delays live in the Delivery row: exponential backoff from BASE seconds,
+# capped at MAX, with full jitter; a 429's Retry-After is a floor.
+GOSUSLUGI_BACKOFF_BASE = env_float("GOSUSLUGI_BACKOFF_BASE", 5.0)
+GOSUSLUGI_BACKOFF_MAX = env_float("GOSUSLUGI_BACKOFF_MAX", 3600.0)
+# How long a claimed row stays a worker's before the sweep may hand it to another
+# (a killed worker's rows come back after this); counted per row of the claimed batch.
+GOSUSLUGI_LEASE = env_float("GOSUSLUGI_LEASE", 30.0)
+# Rows claimed and delivered by one task: amortises the broker message and the
+# claim/finish queries over many POSTs.
+GOSUSLUGI_BATCH_SIZE = env_int("GOSUSLUGI_BATCH_SIZE", 25)
+# Rows the sweep re-sends per run before it continues in a follow-up task.
+GOSUSLUGI_SWEEP_LIMIT = env_int("GOSUSLUGI_SWEEP_LIMIT", 2000)
+# Retries due sooner than this are also nudged with a short countdown task (the row
+# stays the source of truth; the sweep catches whatever the nudge misses).
+GOSUSLUGI_NUDGE_MAX = env_float("GOSUSLUGI_NUDGE_MAX", 30.0)
+# The emulator's state: Redis when set (shared by gunicorn workers and processes),
+# else in the process's memory.
+GOSUSLUGI_EMULATOR_REDIS_URL = env_str("GOSUSLUGI_EMULATOR_REDIS_URL", REDIS_URL)
 
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,234 @@
+"""The HTTP client for the Gosuslugi adapter (CONTRACTS.md, "Gosuslugi adapter").
+
+Every call either returns what the portal answered or raises one of two errors,
+and the outbox decides from the type alone:
+
+- `RetryableError`: timeouts, connection errors, 5xx and 429 (with `retry_after`
+  parsed from `Retry-After`) — the same call may succeed later;
+- `FinalError`: any other 4xx — repeating the call cannot help.
+
+One `httpx.Client` per process is reused for every call (keep-alive connections
+matter more to throughput than anything else here). With `GOSUSLUGI_URL` empty and
+the emulator mounted, the client calls the portal's own WSGI app in-process, so the
+embedded portal delivers with no server listening.
+"""
+
+import datetime as dt
+import email.utils
+import os
+import threading
+import time
+
+import httpx
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler, get_script_name
+from django.urls import set_script_prefix
+from django.urls.base import get_script_prefix
+
+EMULATOR_PREFIX = "/gosuslugi-emulator"
+
+
+class GosuslugiError(Exception):
+    """A call to Gosuslugi did not succeed; `str()` never contains a SNILS."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableError(GosuslugiError):
+    """Try the same call again later, not before `retry_after` seconds if given."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class FinalError(GosuslugiError):
+    """The portal refused the call for good (a 4xx other than 429)."""
+
+
+# --- Transport ------------------------------------------------------------------
+
+
+class _InProcessHandler(WSGIHandler):
+    """The portal's WSGI stack, callable from inside another request or task.
+
+    Django's handler sends request_started/request_finished, whose receivers close
+    the thread's database connection; called from inside a transaction (a view's
+    on_commit hook in eager mode, a test) that would break the caller. This handler
+    runs the same middleware and URLs without those signals, as Django's own test
+    client does.
+    """
+
+    def __call__(self, environ, start_response):
+        prefix = get_script_prefix()
+        set_script_prefix(get_script_name(environ))
+        try:
+            response = self.get_response(self.request_class(environ))
+            start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+            return [response.content]
+        finally:
+            set_script_prefix(prefix)
+
+
+class _InProcessTransport(httpx.WSGITransport):
+    """WSGI transport that still honours the read timeout, after the fact.
+
+    A WSGI call cannot be interrupted, but an answer slower than the timeout is
+    reported as a timeout, exactly as over the network, so the retry paths are the
+    same in the embedded mode.
+    """
+
+    def __init__(self, *, timeout: float):
+        super().__init__(app=_InProcessHandler())
+        self.timeout = timeout
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.monotonic()
+        response = super().handle_request(request)
+        response.read()
+        if time.monotonic() - started > self.timeout:
+            raise httpx.ReadTimeout("the in-process portal answered after the timeout", request=request)
+        return response
+
+
+def _inprocess_host() -> str:
+    """A host name the portal accepts (ALLOWED_HOSTS), for the in-process calls."""
+    for host in settings.ALLOWED_HOSTS:
+        if host and host != "*" and not host.startswith(".") and "[" not in host:
+            return host
+    return "localhost"
+
+
+def base_url() -> str:
+    """Where the adapter lives: GOSUSLUGI_URL, or the mounted emulator in-process."""
+    if settings.GOSUSLUGI_URL:
+        return settings.GOSUSLUGI_URL.rstrip("/")
+    if settings.GOSUSLUGI_EMULATOR:
+        # https: a production-shaped portal redirects plain http to https.
+        return f"https://{_inprocess_host()}{EMULATOR_PREFIX}"
+    raise GosuslugiError("GOSUSLUGI_URL is not set and the emulator is switched off")
+
+
+_lock = threading.Lock()
+_client: httpx.Client | None = None
+_client_key: tuple | None = None
+
+
+def _forget_client() -> None:
+    # A forked child (Celery prefork) must not share the parent's sockets.
+    global _client, _client_key
+    _client, _client_key = None, None
+
+
+os.register_at_fork(after_in_child=_forget_client)
+
+
+def client() -> httpx.Client:
+    """Return this process's shared client, rebuilt only when the settings change."""
+    global _client, _client_key
+    key = (settings.GOSUSLUGI_URL, settings.GOSUSLUGI_EMULATOR, settings.GOSUSLUGI_TOKEN, settings.GOSUSLUGI_TIMEOUT)
+    current = _client
+    if current is not None and _client_key == key:
+        return current
+    with _lock:
+        if _client is not None and _client_key == key:
+            return _client
+        timeout = httpx.Timeout(settings.GOSUSLUGI_TIMEOUT, connect=min(settings.GOSUSLUGI_TIMEOUT, 5.0))
+        transport = None if settings.GOSUSLUGI_URL else _InProcessTransport(timeout=settings.GOSUSLUGI_TIMEOUT)
+        old = _client
+        _client = httpx.Client(
+            base_url=base_url(),
+            transport=transport,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {settings.GOSUSLUGI_TOKEN}", "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        )
+        _client_key = key
+        if old is not None:
+            old.close()
+        return _client
+
+
+# --- Calls ----------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds a Retry-After header asks for (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        detail = body.get("detail", "") if isinstance(body, dict) else ""
+    except ValueError:
+        detail = ""
+    return f"HTTP {response.status_code}" + (f": {str(detail)[:300]}" if detail else "")
+
+
+def _request(method: str, path: str, **kwargs) -> httpx.Response:
+    """Send one request and classify the failure; return 2xx (and 404 when asked) answers."""
+    allow_404 = kwargs.pop("allow_404", False)
+    try:
+        response = client().request(method, path, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise RetryableError(f"timeout: {type(exc).__name__}") from None
+    except httpx.TransportError as exc:
+        raise RetryableError(f"connection error: {type(exc).__name__}") from None
+    status = response.status_code
+    if status < 300 or (allow_404 and status == 404):
+        return response
+    if status == 429:
+        raise RetryableError(
+            _detail(response), status=status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+    if status >= 500 or status == 408:
+        raise RetryableError(
+            _detail(response), status=status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+    raise FinalError(_detail(response), status=status)
+
+
+def publish(*, snils: str, document: dict, idempotency_key: str) -> str:
+    """Place a signed document in the holder's account; return the portal's id.
+
+    Idempotent: the same `idempotency_key` again returns the id of the first
+    placement and places nothing new.
+    """
+    response = _request(
+        "POST", "/documents", json={"snils": snils, "document": document}, headers={"Idempotency-Key": idempotency_key}
+    )
+    try:
+        portal_id = str(response.json()["id"])
+    except (ValueError, KeyError, TypeError):
+        raise RetryableError(f"HTTP {response.status_code}: an answer without a document id") from None
+    return portal_id
+
+
+def withdraw(*, portal_id: str) -> bool:
+    """Remove a placed document; return False if the portal did not have it (done either way)."""
+    response = _request("DELETE", f"/documents/{portal_id}", allow_404=True)
+    return response.status_code != 404
+
+
+def account_documents(*, snils: str) -> list[dict]:
+    """Return what the holder's personal account shows."""
+    return _request("GET", f"/accounts/{snils}/documents").json()["documents"]
+
+
+def faults_set(**faults) -> dict:
+    """Switch the emulator's faults (emulator only); unknown names are refused by it."""
+    return _request("PUT", "/_faults", json=faults).json()
