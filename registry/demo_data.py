@@ -37,6 +37,7 @@ from documents.models import (
 )
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.signing import build_payload, sign_payload
+from documents.status_list import status_list_indexes_new
 from documents.validators import snils_check_digits
 from experiment.models import Experiment, Participation, Stage
 from institutions.keys import signing_key_current
@@ -938,6 +939,9 @@ def _seed_documents(
             document.annul_reason = gettext("Replaced by a duplicate")
             annulled.append(document)
     signed.extend(d for d, _ in batch.duplicates)
+    # Drawn at once for the whole batch, as bulk issuance does (documents.status_list).
+    for document, index in zip(signed, status_list_indexes_new(len(signed)), strict=True):
+        document.status_list_index = index
     for document in signed:
         inst = document.institution
         if inst.pk not in keys:

@@ -11,10 +11,12 @@ from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
 
+from documents.history import history_verify
 from documents.models import Delivery, DeliveryAction, Document, DocumentStatus, Event, Graduate
 from documents.pii import snils_lookup_hash
 from documents.signing import signature_is_valid
 from documents.validators import snils_is_valid
+from documents.verification import verify_by_code
 from experiment.models import Experiment, Participation
 from experiment.services import forming_rule
 from institutions.models import Institution, Membership
@@ -141,11 +143,27 @@ def test_documents_in_several_states_really_signed_and_delivered(seeded, db):
         assert signature_is_valid(document.signed_payload, document.signature, document.signing_key)
         assert document.signing_key.institution_id == document.institution_id
         assert document.signing_key.not_before <= document.signed_at
+        assert document.status_list_index is not None
     published = set(Delivery.objects.filter(action=DeliveryAction.PUBLISH).values_list("document_id", flat=True))
     assert published == set(signed.values_list("id", flat=True))
     withdrawn = set(Delivery.objects.filter(action=DeliveryAction.WITHDRAW).values_list("document_id", flat=True))
     assert withdrawn == set(documents.filter(status=DocumentStatus.ANNULLED).values_list("id", flat=True))
     assert Event.objects.filter(action="document.issued").count() == signed.count()
+
+
+def test_seeded_documents_pass_public_verification_and_history_checks(seeded, db):
+    def first(**filters):
+        return Document.objects.filter(**filters).order_by("pk").first()
+
+    assert verify_by_code(code=first(status=DocumentStatus.ISSUED).verification_code).status == "valid"
+    annulled = first(status=DocumentStatus.ANNULLED, replacements__isnull=True)
+    assert verify_by_code(code=annulled.verification_code).status == "annulled"
+    replaced = first(status=DocumentStatus.ANNULLED, replacements__isnull=False)
+    assert verify_by_code(code=replaced.verification_code).status == "replaced"
+    regular = first(institution__inn="7701000065", status=DocumentStatus.ISSUED)
+    assert verify_by_code(code=regular.verification_code).status == "valid"
+    reports = history_verify()
+    assert reports and all(report.fault is None for report in reports)
 
 
 def test_graduates_have_encrypted_snils_and_lookup_hash(seeded, db):
