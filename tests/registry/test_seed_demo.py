@@ -96,6 +96,19 @@ def test_before_march_15_the_first_stage_starts_on_1_january():
     assert later[0].starts_on == dt.date(2031, 3, 15)
 
 
+def test_seeded_before_march_the_demo_experiment_can_form_from_1_january(seeded, db):
+    later = dt.date(timezone.localdate().year + 1, 2, 1)
+    with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+        demo_data.seed(today=later)
+    experiment = Experiment.objects.get(year=later.year)
+    assert experiment.starts_on == dt.date(later.year, 1, 1)
+    school = Institution.objects.get(inn="7701000019")
+    rule = forming_rule(institution=school, on=later)
+    assert rule.allowed and rule.experiment == experiment
+    regular = Institution.objects.get(inn="7701000065")
+    assert forming_rule(institution=regular, on=later).experiment is None
+
+
 def test_regular_school_is_outside_the_current_experiment_with_regular_documents(seeded, db):
     regular = Institution.objects.get(inn="7701000065")
     assert regular.kind == "school"
