@@ -9,11 +9,13 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django_otp import DEVICE_ID_SESSION_KEY
 
 from documents.models import Document, Event, Graduate, ImportJob, ImportRejection
 from documents.services import document_issue
 from documents.validators import snils_format
 from registry.admin_utils import EstimatedCountPaginator
+from registry.otp import totp_enrol
 from tests.factories import DocumentFactory, GraduateFactory, InstitutionFactory, UserFactory, make_snils
 
 APPS = ("institutions", "experiment", "documents")
@@ -27,10 +29,19 @@ def operator(db):
     return user
 
 
+def _verified_login(client, user):
+    """Sign `user` in as the admin login leaves an operator: password and TOTP device."""
+    totp_enrol(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = user.totpdevice_set.get().persistent_id
+    session.save()
+    return client
+
+
 @pytest.fixture
 def operator_client(client, operator):
-    client.force_login(operator)
-    return client
+    return _verified_login(client, operator)
 
 
 @pytest.fixture
@@ -90,7 +101,7 @@ def test_institution_staff_are_refused(client, alice, records):
 
 
 def test_staff_flag_without_the_group_gives_nothing(client, db, records):
-    client.force_login(UserFactory(username="stray", is_staff=True))
+    _verified_login(client, UserFactory(username="stray", is_staff=True))
     for model in _registered():
         assert client.get(_changelist(model)).status_code == 403
 

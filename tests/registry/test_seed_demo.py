@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+from base64 import b32encode
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from documents.history import history_verify
 from documents.models import Delivery, DeliveryAction, Document, DocumentStatus, Event, Graduate
@@ -51,7 +53,17 @@ def seeded(django_db_setup, django_db_blocker):
 def _snapshot():
     return {
         model.__name__: model.objects.count()
-        for model in (Institution, Membership, Participation, Experiment, Graduate, Document, Delivery, Event)
+        for model in (
+            Institution,
+            Membership,
+            Participation,
+            Experiment,
+            Graduate,
+            Document,
+            Delivery,
+            Event,
+            TOTPDevice,
+        )
     } | {"users": get_user_model().objects.count()}
 
 
@@ -201,6 +213,15 @@ def test_output_lists_every_login_and_the_password(seeded):
         assert login.username in seeded
     assert "registry-demo" in seeded
     assert "7701000065" in seeded
+
+
+def test_operator_gets_the_demo_totp_device_whose_secret_is_printed(seeded, db):
+    operator = get_user_model().objects.get(username="operator")
+    device = TOTPDevice.objects.get(user=operator)
+    assert device.confirmed
+    secret = b32encode(device.bin_key).decode()
+    assert secret in seeded
+    assert not TOTPDevice.objects.exclude(user=operator).exists()
 
 
 def test_demo_password_is_overridable(seeded, db, monkeypatch):
