@@ -12,6 +12,7 @@ withdrawal, and the issuance recorded in each institution's hash-chained history
 import datetime as dt
 import random
 import uuid
+from base64 import b32encode
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -37,12 +38,14 @@ from documents.models import (
 )
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.signing import build_payload, sign_payload
+from documents.status_list import status_list_indexes_new
 from documents.validators import snils_check_digits
 from experiment.models import Experiment, Participation, Stage
 from institutions.keys import signing_key_current
 from institutions.models import Institution, InstitutionKind, Membership, Ownership, SigningKey
 from institutions.validators import inn10_check_digit, ogrn_check_digit
 from registry.actors import Actor
+from registry.otp import demo_totp_key, ensure_demo_totp
 
 DEFAULT_PASSWORD = "registry-demo"
 OPERATORS_GROUP = "Ministry operators"  # created by registry/migrations/0001
@@ -938,6 +941,9 @@ def _seed_documents(
             document.annul_reason = gettext("Replaced by a duplicate")
             annulled.append(document)
     signed.extend(d for d, _ in batch.duplicates)
+    # Drawn at once for the whole batch, as bulk issuance does (documents.status_list).
+    for document, index in zip(signed, status_list_indexes_new(len(signed)), strict=True):
+        document.status_list_index = index
     for document in signed:
         inst = document.institution
         if inst.pk not in keys:
@@ -1046,6 +1052,9 @@ def _seed_users(result: SeedResult, *, institutions: dict[str, Institution], pas
             user.save(update_fields=["password"])
         if login.role == "operator":
             user.groups.add(group)
+            # The admin asks for a TOTP code too; the demo device's secret derives
+            # from the demo password, so re-seeding keeps the same one.
+            ensure_demo_totp(user, password=password)
         else:
             Membership.objects.get_or_create(
                 user=user, institution=institutions[login.inn], defaults={"role": login.role}
@@ -1091,14 +1100,19 @@ def login_rows(*, password: str) -> list[tuple[str, str, str, str]]:
         where = f"{login.inn} {names.get(login.inn, '')}".strip() if login.inn else "/admin/"
         if login.inn == REGULAR_INN:
             where += " — " + gettext("outside the experiment")
-        rows.append((login.username, str(roles[login.role]), where, login_note(login)))
+        rows.append((login.username, str(roles[login.role]), where, login_note(login, password=password)))
     return rows
 
 
-def login_note(login: DemoLogin) -> str:
-    """An extra line of information per login, printed after the table.
+def login_note(login: DemoLogin, *, password: str) -> str:
+    """Return what a login needs beyond the password, printed under it; empty when nothing.
 
-    The place for what a login needs beyond the password (e.g. the operator's TOTP
-    secret once operators use two-factor authentication); empty when nothing.
+    The operator signs in to the admin with a TOTP code as well: the note gives the
+    demo device's secret to enter into an authenticator app.
     """
-    return ""
+    if login.role != "operator":
+        return ""
+    secret = b32encode(demo_totp_key(password)).decode()
+    return gettext("TOTP secret for the admin's second factor (add it to an authenticator app): %(secret)s") % {
+        "secret": secret
+    }
