@@ -51,7 +51,7 @@ from experiment.services import forming_rule
 from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
-from registry.errors import DomainError, ValidationFailed
+from registry.errors import DomainError, NotAllowed, ValidationFailed
 from registry.uploads import xlsx_archive_check
 
 # One batch = one transaction. 1,000 rows keeps each transaction well under a
@@ -735,3 +735,63 @@ def _allocate_document_ids(n: int) -> list[int]:
 
 def import_job_rejections(job: ImportJob):
     return job.rejections.order_by("line").iterator(chunk_size=2000)
+
+
+_ISSUE_FIELDS = [
+    "status",
+    "experiment",
+    "status_list_index",
+    "signed_payload",
+    "signature",
+    "signing_key",
+    "signed_at",
+    "updated_at",
+]
+
+
+def import_job_issue_drafts(*, actor: Actor, job: ImportJob) -> int:
+    """Issue the drafts a clerk's upload created (signer only); return how many were issued.
+
+    Works in batches of BATCH_SIZE, each signed, stored, queued for Gosuslugi and
+    recorded as one event in its own transaction. Idempotent: a document already
+    issued (here or one by one) is left alone, so running it twice issues nothing
+    twice. Refused with the stage's reason when documents cannot be formed today.
+    """
+    actor.require_institution(job.institution_id)
+    actor.require_signer()
+    rule = forming_rule(institution=job.institution)
+    if not rule.allowed:
+        raise NotAllowed(rule.reason, code="stage_closed")
+    issued = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Document.objects.select_for_update(of=("self",))
+                .select_related("institution", "graduate")
+                .filter(import_job=job, status=DocumentStatus.DRAFT)
+                .order_by("id")[:BATCH_SIZE]
+            )
+            if not batch:
+                return issued
+            now = timezone.now()
+            key = signing_key_current(institution=job.institution)
+            for document, index in zip(batch, status_list_indexes_new(len(batch)), strict=True):
+                document.status = DocumentStatus.ISSUED
+                document.experiment = rule.experiment
+                document.status_list_index = index
+                payload = build_payload(document)
+                document.signed_payload = payload
+                document.signature = sign_payload(payload, key)
+                document.signing_key = key
+                document.signed_at = now
+                document.updated_at = now
+            Document.objects.bulk_update(batch, _ISSUE_FIELDS)
+            deliveries_enqueue(documents=batch, action=DeliveryAction.PUBLISH)
+            events_record(
+                actor=actor,
+                action="documents.issued_from_import",
+                object_type="importjob",
+                items=[(job.pk, {"count": len(batch), "ids": [batch[0].pk, batch[-1].pk]})],
+                institution_id=job.institution_id,
+            )
+            issued += len(batch)
