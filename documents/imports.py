@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -53,6 +54,8 @@ from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
 from registry.errors import DomainError, NotAllowed, ValidationFailed
 from registry.uploads import xlsx_archive_check
+
+logger = logging.getLogger(__name__)
 
 # One batch = one transaction. 1,000 rows keeps each transaction well under a
 # second (short locks on the chain head and the number index) while making the
@@ -417,6 +420,20 @@ def import_job_create(*, actor: Actor, institution, fileobj, name: str, dry_run:
     return job
 
 
+def import_job_dispatch(job_id: int) -> None:
+    """Send the job to a worker (or run it here when Celery is eager); never raises.
+
+    With the broker away the job stays queued and its page says so; the upload
+    itself has succeeded and must not look failed.
+    """
+    from documents.tasks import import_run
+
+    try:
+        import_run.delay(job_id)
+    except Exception as exc:  # any broker failure leaves the job queued
+        logger.warning("Could not send import job %s to the broker: %r", job_id, exc)
+
+
 def _job_actor(job: ImportJob) -> Actor:
     if job.uploaded_by_id is None:
         return Actor(label="system:import_documents", institution=job.institution, role=SYSTEM)
@@ -502,7 +519,6 @@ class _BatchImporter:
     def __init__(self, *, job: ImportJob, actor: Actor, issue: bool, experiment):
         self.job, self.actor, self.issue, self.experiment = job, actor, issue, experiment
         self.institution = job.institution
-        self.batch_number = 0
 
     def run(self, records: list[tuple[int, dict | None]]) -> bool:
         """Import `records`; return False if another runner has moved the job on."""
@@ -521,7 +537,8 @@ class _BatchImporter:
         job = ImportJob.objects.select_for_update().get(pk=self.job.pk)
         if job.state != ImportJobState.RUNNING or job.processed_rows != self.job.processed_rows:
             return False
-        self.batch_number += 1
+        # Counted from the rows already done, so a resumed run numbers on.
+        self.batch_number = job.processed_rows // BATCH_SIZE + 1
         rejected: list[ImportRejection] = []
         valid: list[Row] = []
         kind = self.institution.kind

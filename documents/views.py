@@ -41,7 +41,6 @@ from documents.models import (
 from documents.pii import snils_lookup_hash
 from documents.selectors import deliveries_for, documents_for, graduates_for, import_jobs_for
 from documents.services import DocumentData
-from documents.tasks import import_run
 from experiment.services import forming_rule
 from registry.errors import DomainError
 
@@ -465,7 +464,7 @@ def _upload(request):
         except DomainError as exc:
             form.add_error("file", exc.message)
         else:
-            transaction.on_commit(functools.partial(import_run.delay, job.pk))
+            transaction.on_commit(functools.partial(imports.import_job_dispatch, job.pk))
             return redirect("cabinet:job", pk=job.pk)
     context = {
         "form": form,

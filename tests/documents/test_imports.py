@@ -414,3 +414,15 @@ def test_other_institution_cannot_issue_a_jobs_drafts(client, bob, charlie, scho
     login(client, charlie)
     assert client.post(reverse("cabinet:job_issue", args=[job.pk])).status_code == 404
     assert Document.objects.get().status == DocumentStatus.DRAFT
+
+
+def test_upload_page_says_why_a_signer_cannot_import_while_the_stage_is_closed(client, alice, school, experiment):
+    experiment.stages.update(allows_forming=False)
+    login(client, alice)
+    assert "does not allow forming" in client.get(reverse("cabinet:upload")).content.decode()
+
+    response = client.post(reverse("cabinet:upload"), {"file": SimpleUploadedFile("a.csv", csv_bytes([good_row(1)]))})
+
+    assert response.status_code == 200
+    assert "does not allow forming" in " ".join(response.context["form"].errors["file"])
+    assert not ImportJob.objects.exists()
