@@ -57,6 +57,34 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where every service must be present: {reason}"
 
 
+def login_to_admin(client, user):
+    """Sign `user` in as the admin's login leaves them: password and a verified TOTP device.
+
+    The admin requires a second factor (registry/admin_site.py); tests of what the
+    admin does, rather than of its login, start from such a session.
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from registry.otp import totp_enrol
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        totp_enrol(user)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's superuser client, with the admin's second factor verified."""
+    return login_to_admin(client, admin_user)
+
+
 @pytest.fixture
 def experiment(db):
     return ExperimentFactory()

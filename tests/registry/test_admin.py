@@ -14,6 +14,7 @@ from documents.models import Document, Event, Graduate, ImportJob, ImportRejecti
 from documents.services import document_issue
 from documents.validators import snils_format
 from registry.admin_utils import EstimatedCountPaginator
+from tests.conftest import login_to_admin
 from tests.factories import DocumentFactory, GraduateFactory, InstitutionFactory, UserFactory, make_snils
 
 APPS = ("institutions", "experiment", "documents")
@@ -29,7 +30,7 @@ def operator(db):
 
 @pytest.fixture
 def operator_client(client, operator):
-    client.force_login(operator)
+    login_to_admin(client, operator)
     return client
 
 
@@ -90,7 +91,7 @@ def test_institution_staff_are_refused(client, alice, records):
 
 
 def test_staff_flag_without_the_group_gives_nothing(client, db, records):
-    client.force_login(UserFactory(username="stray", is_staff=True))
+    login_to_admin(client, UserFactory(username="stray", is_staff=True))
     for model in _registered():
         assert client.get(_changelist(model)).status_code == 403
 
