@@ -53,7 +53,7 @@ from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
 from registry.errors import DomainError, NotAllowed, ValidationFailed
-from registry.uploads import xlsx_archive_check
+from registry.uploads import upload_check, xlsx_archive_check
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 # second (short locks on the chain head and the number index) while making the
 # per-batch queries negligible per row.
 BATCH_SIZE = 1000
+UPLOAD_EXTENSIONS = ("csv", "xlsx")
 
 # English column name → Russian alias, in the export's column order.
 COLUMNS: dict[str, str] = {
@@ -386,17 +387,15 @@ def _save_upload(job: ImportJob, fileobj, name: str) -> None:
 
 
 def _check_file_type(fileobj, name: str) -> None:
-    """Refuse a file whose name or first bytes are not those of a CSV or XLSX file."""
-    try:
-        kind = file_format(name)
-    except ImportFileError:
-        raise ValidationFailed.for_field("file", MESSAGES["unknown_format"], code="file_type") from None
-    head = fileobj.read(64 * 1024)
-    fileobj.seek(0)
-    if kind == "xlsx" and not head.startswith(b"PK\x03\x04"):
-        raise ValidationFailed.for_field("file", _("The file is not a valid XLSX workbook."), code="file_type")
-    if kind == "csv" and b"\x00" in head:
-        raise ValidationFailed.for_field("file", MESSAGES["not_text"], code="file_type")
+    """Refuse a file by size, name and first bytes (registry.uploads), and a CSV holding NULs."""
+    if not getattr(fileobj, "name", None):
+        fileobj.name = name
+    upload_check(fileobj, allowed_extensions=UPLOAD_EXTENSIONS)
+    if file_format(name) == "csv":
+        head = fileobj.read(64 * 1024)
+        fileobj.seek(0)
+        if b"\x00" in head:
+            raise ValidationFailed.for_field("file", MESSAGES["not_text"], code="file_type")
 
 
 @transaction.atomic
