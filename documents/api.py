@@ -365,9 +365,11 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         description=_(
             "Creates the holder if new and issues the document in one step: it is signed and queued "
             "for Gosuslugi, through the same rules as the cabinet. Send an `Idempotency-Key` header "
-            "so that a retried request never issues twice: the same key with the same body returns "
-            "the first answer again (with `Idempotent-Replayed: true`) and creates nothing; the same "
-            "key with a different body is refused with 422. A duplicate kind + series + number is 409."
+            "so that a retried request never issues twice: the same key with the same body answers "
+            "201 again with the document the first request created, as it is now (with "
+            "`Idempotent-Replayed: true`), and creates nothing; the same key with a different body is "
+            "refused with 422. Keys are per API key and last as long as their document. "
+            "A duplicate kind + series + number is 409."
         ),
         request=DocumentCreateSerializer,
         parameters=[
