@@ -297,8 +297,8 @@ _EXAMPLE_DOCUMENT = {
     "status": "issued",
     "experiment": 2025,
     "delivery": {"action": "publish", "state": "done"},
-    "verification_code": "Jx2v0w1kQ3mP9sT4uV7yZa",
-    "verification_url": "https://registry.example.org/verify/Jx2v0w1kQ3mP9sT4uV7yZa/",
+    "verification_code": "EXAMPLE-code-from-the-QR",
+    "verification_url": "https://registry.example.org/verify/EXAMPLE-code-from-the-QR/",
     "annulled_at": None,
     "annul_reason": "",
 }
@@ -565,7 +565,7 @@ class VerifyView(APIView):
         request=VerifyRequestSerializer,
         responses={200: VerifyResultSerializer, **error_responses(400, *AUTH_ERRORS)},
         examples=[
-            OpenApiExample("By code", value={"code": "Jx2v0w1kQ3mP9sT4uV7yZa"}, request_only=True),
+            OpenApiExample("By code", value={"code": "EXAMPLE-code-from-the-QR"}, request_only=True),
             OpenApiExample(
                 "By number",
                 value={"number": "77000000000001", "last_name": "Иванов", "birth_date": "2007-03-01"},

@@ -65,11 +65,6 @@ def test_docs_page_loads_swagger_ui_from_local_static_files(client):
     assert not re.search(r"(src|href)=[\"']?(https?:)?//", html), "the docs page must not load from a CDN"
     assets = re.findall(r"/static/([^\"'\s]+\.(?:js|css))", html)
     assert assets and all(finders.find(asset) for asset in assets)
-    # No inline script (a strict CSP would block it): the start-up script has its own URL.
-    assert not re.search(r"<script>\s*\S", html)
-    script = client.get("/api/v1/docs/?script")
-    assert script.status_code == 200 and "javascript" in script["Content-Type"]
-    assert "/api/v1/schema/" in script.content.decode()
 
 
 @pytest.fixture
