@@ -117,6 +117,7 @@ def test_create_api_key_command_refuses_a_bad_scope_institution_pair(school, arg
 
 @pytest.fixture
 def operator_client(client, django_user_model):
+    """Signed in to the admin with both factors (the admin requires a verified TOTP device)."""
     user = django_user_model.objects.create_superuser("op", "op@example.org", "pw-op-123456")
     login_to_admin(client, user)
     return client
