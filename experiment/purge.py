@@ -4,10 +4,10 @@
 
 What a purge does, batch by batch, to the experiment's documents (and nothing else):
 1. counts them by institution kind and document kind into the anonymous PurgeReport;
-2. writes one pending withdraw Delivery for each document still placed at the portal
-   (a done publish and no done withdraw), keeping only the portal id and the
-   institution — no document, no personal data — so it outlives the document; the
-   delivery sweep sends it;
+2. turns the last publish Delivery of each document still placed at the portal (a
+   done publish and no done withdraw) into a pending withdraw that keeps only the
+   portal id and the institution — no document, no personal data — so it outlives
+   the document; the delivery sweep sends it;
 3. deletes the documents' other deliveries (done ones, pending publishes: cancelled);
 4. deletes the documents;
 5. deletes their graduates left with no document at all. A graduate who still has
@@ -180,21 +180,22 @@ def _kind_counts(cursor, scope: _Scope) -> tuple[Counter, Counter, int]:
     return by_institution, by_document, total
 
 
-def _live_at_portal_sql(scope: _Scope) -> str:
-    """SELECT (institution_id, portal_id) of the scope's documents still placed at the portal."""
+def _live_publish_ids_sql(scope: _Scope) -> str:
+    """SELECT pid: for each of the scope's documents still placed at the portal, its last done publish row.
+
+    Still placed: a done publish with a portal id and no done withdraw. Documents
+    never placed give a NULL pid.
+    """
     doc, dlv = _table(Document), _table(Delivery)
     d_doc, d_act, d_state = _col(Delivery, "document"), _col(Delivery, "action"), _col(Delivery, "state")
-    d_portal = _col(Delivery, "portal_id")
+    pk = _q("id")
     return (
-        f"SELECT s.institution_id, s.portal_id FROM ("
-        f"SELECT d.{_col(Document, 'institution')} AS institution_id, "
-        f"(SELECT p.{d_portal} FROM {dlv} p WHERE p.{d_doc} = d.{_q('id')} "
+        f"SELECT (SELECT MAX(p.{pk}) FROM {dlv} p WHERE p.{d_doc} = d.{pk} "
         f"AND p.{d_act} = '{DeliveryAction.PUBLISH}' AND p.{d_state} = '{DeliveryState.DONE}' "
-        f"AND p.{d_portal} <> '' ORDER BY p.{_q('id')} DESC LIMIT 1) AS portal_id "
-        f"FROM {doc} d WHERE d.{_q('id')} IN ({scope.ids_sql()}) "
-        f"AND NOT EXISTS (SELECT 1 FROM {dlv} w WHERE w.{d_doc} = d.{_q('id')} "
+        f"AND p.{_col(Delivery, 'portal_id')} <> '') AS pid "
+        f"FROM {doc} d WHERE {scope.where_on('d')} "
+        f"AND NOT EXISTS (SELECT 1 FROM {dlv} w WHERE w.{d_doc} = d.{pk} "
         f"AND w.{d_act} = '{DeliveryAction.WITHDRAW}' AND w.{d_state} = '{DeliveryState.DONE}')"
-        f") s WHERE s.portal_id IS NOT NULL"
     )
 
 
@@ -269,10 +270,11 @@ def purge_plan(*, experiment: Experiment) -> PurgeCounts:
     scope = _Scope(experiment.pk)
     with connection.cursor() as cursor:
         by_institution, by_document, total = _kind_counts(cursor, scope)
-        cursor.execute(f"SELECT COUNT(*) FROM ({_live_at_portal_sql(scope)}) x", scope.params)
+        cursor.execute(f"SELECT COUNT(s.pid) FROM ({_live_publish_ids_sql(scope)}) s", scope.params)
         withdrawals = cursor.fetchone()[0]
         cursor.execute(f"SELECT COUNT(*) {_deliveries_sql(scope)}", scope.params)
-        deliveries = cursor.fetchone()[0]
+        # Each withdrawal is a publish row converted, not deleted.
+        deliveries = cursor.fetchone()[0] - withdrawals
         sql, params = _graduates_left_sql(scope, experiment.pk)
         cursor.execute(sql, params)
         graduates = cursor.fetchone()[0]
@@ -289,14 +291,16 @@ def purge_plan(*, experiment: Experiment) -> PurgeCounts:
 # --- The purge -----------------------------------------------------------------------
 
 
-def _withdraw_insert_sql(scope: _Scope, now) -> tuple[str, list]:
-    """INSERT … SELECT one pending withdraw per document still at the portal."""
-    explicit = {
-        "document": "NULL",
-        "institution": "s.institution_id",
-        "portal_id": "s.portal_id",
-        "idempotency_key": _new_uuid_sql(),
-    }
+def _withdraw_convert_sql(scope: _Scope, now) -> tuple[str, list]:
+    """UPDATE each placed document's last publish row into its pending withdraw.
+
+    The row keeps only its portal id and institution; the document link goes (it
+    is about to be deleted) and every other column is reset to its model default,
+    so nothing of the publication — and nothing personal — remains. Converting the
+    row rather than inserting a withdraw and deleting the publish saves a write per
+    document.
+    """
+    explicit = {"document": "NULL", "idempotency_key": _new_uuid_sql()}
     values = {
         "action": DeliveryAction.WITHDRAW.value,
         "state": DeliveryState.PENDING.value,
@@ -305,22 +309,20 @@ def _withdraw_insert_sql(scope: _Scope, now) -> tuple[str, list]:
         "created_at": now,
         "updated_at": now,
     }
-    columns, selects, params = [], [], []
+    assignments, params = [], []
     for f in Delivery._meta.concrete_fields:
-        if f.primary_key:
+        if f.primary_key or f.name in ("institution", "portal_id"):
             continue
-        columns.append(_q(f.column))
         if f.name in explicit:
-            selects.append(explicit[f.name])
+            assignments.append(f"{_q(f.column)} = {explicit[f.name]}")
             continue
         # Django's defaults are not database defaults: give every other column
         # (including any added later) its model default, as the ORM would.
-        value = values[f.name] if f.name in values else f.get_default()
-        selects.append("%s")
-        params.append(f.get_db_prep_save(value, connection))
+        assignments.append(f"{_q(f.column)} = %s")
+        params.append(f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection))
     sql = (
-        f"INSERT INTO {_table(Delivery)} ({', '.join(columns)}) "
-        f"SELECT {', '.join(selects)} FROM ({_live_at_portal_sql(scope)}) s"
+        f"UPDATE {_table(Delivery)} SET {', '.join(assignments)} WHERE {_q('id')} IN "
+        f"(SELECT s.pid FROM ({_live_publish_ids_sql(scope)}) s WHERE s.pid IS NOT NULL)"
     )
     return sql, params + scope.params
 
@@ -363,7 +365,7 @@ def _purge_batch(
         )
         graduate_ids = [row[0] for row in cursor.fetchall()]
 
-        sql, params = _withdraw_insert_sql(scope, timezone.now())
+        sql, params = _withdraw_convert_sql(scope, timezone.now())
         cursor.execute(sql, params)
         withdrawals = cursor.rowcount
         cursor.execute(f"DELETE {_deliveries_sql(scope)}", scope.params)
