@@ -18,7 +18,7 @@ NOT_SECRETS = {
     "test-secret-key-not-for-production-0123456789abcdef",
 }
 # Secrets and how .env.example must say to make them.
-SECRETS = ["SECRET_KEY", "REGISTRY_MASTER_KEY", "GOSUSLUGI_TOKEN"]
+SECRETS = ["SECRET_KEY", "REGISTRY_MASTER_KEY"]
 
 TOKEN = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 HEX = re.compile(r"[0-9a-fA-F]+")
