@@ -170,7 +170,13 @@ if not REGISTRY_MASTER_KEY and not (DEBUG or DEMO_MODE):
         "REGISTRY_MASTER_KEY must be set in production: "
         "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
     )
-REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", True)
+# Regular (non-experimental, legally valid) documents from institutions in no
+# running experiment. Off by default in production: the registry is in test mode
+# and switching it into full operation is a deliberate decision. On in the demo,
+# whose `regular.signer` school outside the experiment forms regular documents.
+REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", DEMO_MODE)
+# Documents purged per transaction (see experiment/purge.py for the arithmetic).
+REGISTRY_PURGE_BATCH_SIZE = env_int("REGISTRY_PURGE_BATCH_SIZE", 5000)
 REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
 # for a person, too few to enumerate numbers or codes.
@@ -206,9 +212,17 @@ GOSUSLUGI_EMULATOR_REDIS_URL = env_str("GOSUSLUGI_EMULATOR_REDIS_URL", REDIS_URL
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["registry.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["registry.api.throttling.ApiKeyRateThrottle"],
+    # Per partner key, by the key's scope: "N/s", "N/min", "N/hour" or "N/day".
+    "DEFAULT_THROTTLE_RATES": {
+        "issue": env_str("REGISTRY_API_RATE_ISSUE", "3000/min"),
+        "verify": env_str("REGISTRY_API_RATE_VERIFY", "6000/min"),
+    },
+    "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -218,6 +232,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DESCRIPTION": (
+        "Partner API of the registry. Institution information systems issue documents with an `issue` "
+        "key; universities and employers verify them with a `verify` key. Every error is JSON "
+        '`{"detail", "code", "errors": {field: [messages]}}`.'
+    ),
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.add_response_headers",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "DeliveryStateEnum": "documents.models.DeliveryState",
+        "DocumentStatusEnum": "documents.models.DocumentStatus",
+        "DocumentKindEnum": "documents.kinds.DocumentKind",
+        "InstitutionKindEnum": "institutions.models.InstitutionKind",
+    },
 }
 
 # === Security ====================================================================
