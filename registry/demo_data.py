@@ -43,6 +43,7 @@ from institutions.keys import signing_key_current
 from institutions.models import Institution, InstitutionKind, Membership, Ownership, SigningKey
 from institutions.validators import inn10_check_digit, ogrn_check_digit
 from registry.actors import Actor
+from registry.otp import demo_totp_device, ensure_demo_totp, totp_secret_and_uri
 
 DEFAULT_PASSWORD = "registry-demo"
 OPERATORS_GROUP = "Ministry operators"  # created by registry/migrations/0001
@@ -1046,6 +1047,8 @@ def _seed_users(result: SeedResult, *, institutions: dict[str, Institution], pas
             user.save(update_fields=["password"])
         if login.role == "operator":
             user.groups.add(group)
+            # The admin asks operators for a TOTP code; the demo's secret is printed.
+            ensure_demo_totp(user, password=password)
         else:
             Membership.objects.get_or_create(
                 user=user, institution=institutions[login.inn], defaults={"role": login.role}
@@ -1098,7 +1101,11 @@ def login_rows(*, password: str) -> list[tuple[str, str, str, str]]:
 def login_note(login: DemoLogin) -> str:
     """An extra line of information per login, printed after the table.
 
-    The place for what a login needs beyond the password (e.g. the operator's TOTP
-    secret once operators use two-factor authentication); empty when nothing.
+    The place for what a login needs beyond the password: the operator's TOTP
+    secret for the admin's second factor; empty when nothing.
     """
-    return ""
+    device = demo_totp_device(login.username) if login.role == "operator" else None
+    if device is None:
+        return ""
+    secret, uri = totp_secret_and_uri(device)
+    return gettext("admin code: TOTP secret %(secret)s, or scan %(uri)s") % {"secret": secret, "uri": uri}
