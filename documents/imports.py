@@ -52,6 +52,7 @@ from experiment.services import forming_rule
 from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
+from registry.csv_safe import FORMULA_PREFIXES, neutralise_formula
 from registry.errors import DomainError, NotAllowed, ValidationFailed
 from registry.uploads import upload_check, xlsx_archive_check
 
@@ -93,9 +94,8 @@ REQUIRED_COLUMNS = (
 )
 _HEADER_NAMES = {name: name for name in COLUMNS} | {alias: name for name, alias in COLUMNS.items()}
 
-# Spreadsheet formula triggers; an export prefixes such a cell with "'" and the
-# import strips that prefix again, so exported files round-trip.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# An export prefixes a cell starting with a formula trigger (FORMULA_PREFIXES) with
+# "'" and the import strips that prefix again, so exported files round-trip.
 
 _TRUE = {"1", "yes", "true", "да", "y", "д"}
 _FALSE = {"", "0", "no", "false", "нет", "n", "н"}
@@ -170,9 +170,8 @@ def rejection_reasons(rejection: ImportRejection, language: str | None = None) -
 # --- Reading files -----------------------------------------------------------------
 
 
-def neutralize(value: str) -> str:
-    """Prefix a cell that a spreadsheet would run as a formula with "'"."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+# The one formula neutraliser (registry/csv_safe.py), under this module's name.
+neutralize = neutralise_formula
 
 
 def _cell_text(value) -> str:
@@ -187,7 +186,7 @@ def _cell_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     text = str(value).strip()
-    if text[:1] == "'" and text[1:2] and text[1] in "=+-@\t\r":
+    if text[:1] == "'" and text[1:].startswith(FORMULA_PREFIXES):
         text = text[1:]
     return text
 

@@ -12,7 +12,6 @@ withdrawal, and the issuance recorded in each institution's hash-chained history
 import datetime as dt
 import random
 import uuid
-from base64 import b32encode
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -45,7 +44,7 @@ from institutions.keys import signing_key_current
 from institutions.models import Institution, InstitutionKind, Membership, Ownership, SigningKey
 from institutions.validators import inn10_check_digit, ogrn_check_digit
 from registry.actors import Actor
-from registry.otp import demo_totp_key, ensure_demo_totp
+from registry.otp import demo_totp_device, ensure_demo_totp, totp_secret_and_uri
 
 DEFAULT_PASSWORD = "registry-demo"
 OPERATORS_GROUP = "Ministry operators"  # created by registry/migrations/0001
@@ -1052,8 +1051,7 @@ def _seed_users(result: SeedResult, *, institutions: dict[str, Institution], pas
             user.save(update_fields=["password"])
         if login.role == "operator":
             user.groups.add(group)
-            # The admin asks for a TOTP code too; the demo device's secret derives
-            # from the demo password, so re-seeding keeps the same one.
+            # The admin asks operators for a TOTP code; the demo's secret is printed.
             ensure_demo_totp(user, password=password)
         else:
             Membership.objects.get_or_create(
@@ -1107,12 +1105,11 @@ def login_rows(*, password: str) -> list[tuple[str, str, str, str]]:
 def login_note(login: DemoLogin, *, password: str) -> str:
     """Return what a login needs beyond the password, printed under it; empty when nothing.
 
-    The operator signs in to the admin with a TOTP code as well: the note gives the
-    demo device's secret to enter into an authenticator app.
+    The place for what a login needs beyond the password: the operator's TOTP
+    secret for the admin's second factor; empty when nothing.
     """
-    if login.role != "operator":
+    device = demo_totp_device(login.username) if login.role == "operator" else None
+    if device is None:
         return ""
-    secret = b32encode(demo_totp_key(password)).decode()
-    return gettext("TOTP secret for the admin's second factor (add it to an authenticator app): %(secret)s") % {
-        "secret": secret
-    }
+    secret, uri = totp_secret_and_uri(device)
+    return gettext("admin code: TOTP secret %(secret)s, or scan %(uri)s") % {"secret": secret, "uri": uri}

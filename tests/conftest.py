@@ -66,32 +66,38 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where every service must be present: {reason}"
 
 
-def login_to_admin(client, user):
-    """Sign `user` in as the admin's login leaves them: password and a verified TOTP device.
+@pytest.fixture(autouse=True)
+def force_login_passes_both_factors(monkeypatch):
+    """Make the test client's `force_login` log staff in with both factors.
 
-    The admin requires a second factor (registry/admin_site.py); tests of what the
-    admin does, rather than of its login, start from such a session.
+    `force_login` skips the login form, the password included; for staff it skips
+    the admin's TOTP code too (a confirmed device is made when the user has none),
+    so admin tests reach the admin as an operator would after a full login. Tests
+    of the second factor itself log in through the real forms.
     """
+    from django.test.client import ClientMixin
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from registry.otp import totp_enrol
+    original = ClientMixin.force_login
 
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    if device is None:
-        totp_enrol(user)
-        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        if user.is_staff or user.is_superuser:
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            if device is None:
+                device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)
+
+
+def login_to_admin(client, user):
+    """Sign `user` in to the admin with both factors (see force_login_passes_both_factors)."""
     client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
     return client
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    """pytest-django's superuser client, with the admin's second factor verified."""
-    return login_to_admin(client, admin_user)
 
 
 @pytest.fixture

@@ -233,3 +233,21 @@ def test_demo_password_is_overridable(seeded, db, monkeypatch):
         assert user.check_password("another-secret-42")
         assert not user.check_password("registry-demo")
     assert "another-secret-42" in out.getvalue()
+
+
+def test_output_prints_the_operators_totp_secret_that_opens_the_admin(seeded, client):
+    import re
+    from base64 import b32decode
+
+    from django_otp.oath import totp
+
+    match = re.search(r"TOTP secret ([A-Z2-7]+), or scan (otpauth://totp/\S+)", seeded)
+    assert match, seeded
+    code = f"{totp(b32decode(match.group(1))):06d}"
+    with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+        response = client.post(
+            "/admin/login/?next=/admin/",
+            {"username": "operator", "password": demo_data.DEFAULT_PASSWORD, "otp_token": code, "next": "/admin/"},
+        )
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
