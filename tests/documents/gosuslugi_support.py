@@ -145,9 +145,9 @@ class Emulator:
         return self.http.get(f"/accounts/{snils}/documents").json()["documents"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def standalone_emulator():
-    """`manage.py run_gosuslugi_emulator` on a free port, for the module."""
+    """`manage.py run_gosuslugi_emulator` on a free port, for the whole run."""
     port = free_port()
     process = start_emulator(port=port)
     emulator = Emulator(f"http://127.0.0.1:{port}")
