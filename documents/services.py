@@ -29,6 +29,7 @@ from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.signing import sign_document
 from experiment.services import forming_experiment
 from registry.actors import Actor
+from registry.cleaning import merge_errors, text_error, text_errors
 from registry.errors import Conflict, NotAllowed, ValidationFailed
 
 MAX_GRADES = 60
@@ -54,6 +55,16 @@ def graduate_data_errors(data: GraduateData) -> dict:
             errors[name] = [_("This field is required.")]
     if not validators.snils_is_valid(data.snils or ""):
         errors["snils"] = [_("SNILS must be 11 digits (XXX-XXX-XXX YY) with a valid check number.")]
+    merge_errors(
+        errors,
+        text_errors(
+            Graduate,
+            last_name=data.last_name,
+            first_name=data.first_name,
+            middle_name=data.middle_name,
+            citizenship=data.citizenship,
+        ),
+    )
     if data.birth_date is None:
         errors["birth_date"] = [_("This field is required.")]
     elif data.birth_date > timezone.localdate() or data.birth_date.year < 1900:
@@ -169,6 +180,18 @@ def document_data_errors(*, institution_kind: str, data: DocumentData) -> dict:
         number=data.number or "",
         registration_number=data.registration_number or "",
     )
+    merge_errors(
+        errors,
+        text_errors(
+            Document,
+            series=data.series,
+            number=data.number,
+            registration_number=data.registration_number,
+            programme_code=data.programme_code,
+            programme_name=data.programme_name,
+            qualification=data.qualification,
+        ),
+    )
     issuer = validators.issuer_error(institution_kind=institution_kind, kind=data.kind)
     if issuer:
         errors.setdefault("kind", []).append(issuer)
@@ -209,6 +232,9 @@ def _grades_errors(grades, family) -> dict:
             return {"grades": [_("Each grade needs a subject and a mark.")]}
         if len(str(item["subject"])) > 200 or len(str(item["mark"])) > 40:
             return {"grades": [_("A subject or a mark is too long.")]}
+        message = text_error(str(item["subject"])) or text_error(str(item["mark"]))
+        if message:
+            return {"grades": [message]}
     if family == Family.ADDITIONAL:
         return {"grades": [_("This kind of document has no grades.")]}
     return {}
@@ -368,6 +394,9 @@ def document_annul(*, actor: Actor, document: Document, reason: str, loss_mark: 
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed.for_field("reason", _("Give the reason for annulment."))
+    message = text_error(reason, max_length=Document._meta.get_field("annul_reason").max_length)
+    if message:
+        raise ValidationFailed.for_field("reason", message)
     document = Document.objects.select_for_update(of=("self",)).select_related("institution").get(pk=document.pk)
     if document.status != DocumentStatus.ISSUED:
         raise NotAllowed(_("Only an issued document can be annulled."), code="not_issued")

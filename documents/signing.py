@@ -1,40 +1,63 @@
 """The signed form of a document: canonical JSON (RFC 8785) signed with Ed25519.
 
 `payload` holds what a verifier needs and no SNILS. `signature` is base64url
-without padding over `canonicalize(payload)`.
+without padding over `canonicalize(payload)`, so anyone can check it with any
+Ed25519 and RFC 8785 library and the key published in `/.well-known/jwks.json`.
 """
 
 import base64
+import binascii
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
+from django.utils import timezone
 
+from documents.jcs import canonicalize
+from documents.status_list import status_list_indexes_new
 from institutions.keys import private_key_for, public_key_for, signing_key_current
 
+__all__ = [
+    "ALG",
+    "b64url",
+    "b64url_decode",
+    "build_payload",
+    "canonicalize",
+    "sign_document",
+    "sign_payload",
+    "signature_is_valid",
+    "signed_form",
+]
+
 ALG = "Ed25519"
-
-
-def canonicalize(value) -> bytes:
-    """Return the RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value."""
-    return rfc8785.dumps(value)
+_b64encode = base64.urlsafe_b64encode
 
 
 def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    """Encode base64url without padding (RFC 7515 §2)."""
+    return _b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode base64url with or without padding; raise ValueError on anything else."""
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:
+        raise ValueError("not base64url") from exc
 
 
 def build_payload(document) -> dict:
-    """Return the payload to sign for `document` (institution and graduate loaded)."""
+    """Return the payload to sign for `document` (institution and graduate loaded).
+
+    Only JSON strings, integers, booleans and null: no float ever reaches the
+    canonicaliser from here, so signing stays on its fast path.
+    """
     inst = document.institution
     grad = document.graduate
-    payload = {
+    return {
         "id": document.pk,
         "verification_code": document.verification_code,
-        "kind": document.kind,
+        "kind": str(document.kind),
         "series": document.series,
         "number": document.number,
         "registration_number": document.registration_number,
@@ -50,34 +73,43 @@ def build_payload(document) -> dict:
         "qualification": document.qualification,
         "hours": document.hours,
         "honours": document.honours,
-        "grades": document.grades or [],
-        "copy": document.copy_mark,
+        "grades": [
+            {"subject": str(g.get("subject", "")), "mark": str(g.get("mark", ""))} for g in (document.grades or [])
+        ],
+        "copy": str(document.copy_mark),
         "replaces": document.replaces_id,
         "experiment": document.experiment.year if document.experiment_id else None,
         "legal_force": document.experiment_id is None,
     }
-    return payload
 
 
 def sign_payload(payload: dict, key) -> str:
-    """Sign the canonical bytes of `payload` with `key` (a SigningKey row)."""
+    """Sign the canonical bytes of `payload` with `key` (a SigningKey row).
+
+    The hot path of bulk issuance: the decrypted private key is cached per key,
+    canonicalisation runs in C for document payloads (see documents.jcs).
+    """
     return b64url(private_key_for(key).sign(canonicalize(payload)))
 
 
 def signature_is_valid(payload: dict, signature: str, key) -> bool:
-    """Check the signature only (not revocation or validity window)."""
+    """Check the signature only (not revocation or the key's validity window)."""
     try:
         public_key_for(key).verify(b64url_decode(signature), canonicalize(payload))
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, TypeError):
         return False
     return True
 
 
 def sign_document(document) -> None:
-    """Fill `document`'s payload, signature and key from its institution's current key."""
-    from django.utils import timezone
+    """Fill `document`'s payload, signature and key from its institution's current key.
 
+    Also draws the document's random status list index unless the caller (bulk
+    issuance, see documents.status_list) already set one.
+    """
     key = signing_key_current(institution=document.institution)
+    if document.status_list_index is None:
+        document.status_list_index = status_list_indexes_new(1)[0]
     payload = build_payload(document)
     document.signed_payload = payload
     document.signature = sign_payload(payload, key)
@@ -86,7 +118,7 @@ def sign_document(document) -> None:
 
 
 def signed_form(document) -> dict:
-    """The signed document as CONTRACTS publishes it."""
+    """Return the signed document as CONTRACTS publishes it (payload, alg, kid, signature)."""
     return {
         "payload": document.signed_payload,
         "alg": ALG,

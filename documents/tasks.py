@@ -23,3 +23,12 @@ def sweep_deliveries(after_id: int = 0) -> None:
     _, cursor = delivery.deliveries_sweep(after_id=after_id)
     if cursor is not None:
         sweep_deliveries.delay(after_id=cursor)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def import_run(job_id: int) -> None:
+    """Run or resume one import job; idempotent (a finished job is left alone, an
+    interrupted one continues after its last committed batch)."""
+    from documents.imports import import_job_run
+
+    import_job_run(job_id=job_id)

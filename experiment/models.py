@@ -71,8 +71,13 @@ class Stage(models.Model):
     def clean(self) -> None:
         if self.starts_on and self.ends_on and self.starts_on > self.ends_on:
             raise ValidationError({"ends_on": _("The stage cannot end before it starts.")})
-        exp = self.experiment if self.experiment_id else None
-        outside = exp and self.starts_on and self.ends_on
+        # The experiment may be unsaved (the admin adds it with its stages): use the
+        # object given, not only a saved id.
+        try:
+            exp = self.experiment
+        except Experiment.DoesNotExist:
+            exp = None
+        outside = exp and exp.starts_on and exp.ends_on and self.starts_on and self.ends_on
         if outside and (self.starts_on < exp.starts_on or self.ends_on > exp.ends_on):
             raise ValidationError(
                 _("The stage's window must lie within the experiment's dates (%(start)s – %(end)s).")

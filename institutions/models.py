@@ -160,3 +160,35 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ApiIdempotencyKey(models.Model):
+    """A partner request's Idempotency-Key and the document that request created.
+
+    Retrying with the same key returns that document instead of issuing another.
+    Holds no personal data (the body only as a keyed hash) and goes with the document
+    when it is deleted.
+    """
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+", verbose_name=_("API key"))
+    key = models.CharField(_("idempotency key"), max_length=255)
+    request_hash = models.CharField(_("request hash"), max_length=64)
+    document = models.ForeignKey(
+        "documents.Document",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("document"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("API idempotency key")
+        verbose_name_plural = _("API idempotency keys")
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "key"], name="apiidempotencykey_unique_per_api_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id}:{self.key}"

@@ -1,7 +1,19 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.utils.translation import gettext_lazy as _
 
 
 class RegistryConfig(AppConfig):
     name = "registry"
     verbose_name = _("Registry")
+
+    def ready(self):
+        # Connects the lockout receiver (axes' user_locked_out signal).
+        from registry import login_protection  # noqa: F401
+
+
+class RegistryAdminConfig(admin_apps.AdminConfig):
+    """The admin app with the two-factor site (registry/admin_site.py) as `admin.site`."""
+
+    default = False  # RegistryConfig stays the default config of this module
+    default_site = "registry.admin_site.RegistryAdminSite"

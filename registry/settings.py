@@ -134,6 +134,15 @@ MEDIA_URL = "/media/"
 # Uploads stream to disk past this size instead of being held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 REGISTRY_MAX_UPLOAD_BYTES = env_int("REGISTRY_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+# WhiteNoise serves static files from the gunicorn process. The demo serves them
+# straight from the apps' static folders (no collectstatic step); production serves
+# the collected STATIC_ROOT, which `scripts/run_portal.py` fills before starting.
+WHITENOISE_USE_FINDERS = DEMO_MODE or DEBUG
+if WHITENOISE_USE_FINDERS:
+    # Serving from the finders, WhiteNoise still looks at STATIC_ROOT (and warns
+    # when it is missing).
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
@@ -161,8 +170,17 @@ if not REGISTRY_MASTER_KEY and not (DEBUG or DEMO_MODE):
         "REGISTRY_MASTER_KEY must be set in production: "
         "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
     )
-REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", True)
+# Regular (non-experimental, legally valid) documents from institutions in no
+# running experiment. Off by default in production: the registry is in test mode
+# and switching it into full operation is a deliberate decision. On in the demo,
+# whose `regular.signer` school outside the experiment forms regular documents.
+REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", DEMO_MODE)
+# Documents purged per transaction (see experiment/purge.py for the arithmetic).
+REGISTRY_PURGE_BATCH_SIZE = env_int("REGISTRY_PURGE_BATCH_SIZE", 5000)
 REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
+# for a person, too few to enumerate numbers or codes.
+VERIFY_RATE_LIMIT = env_str("VERIFY_RATE_LIMIT", "30/min")
 
 # --- Gosuslugi ------------------------------------------------------------------
 GOSUSLUGI_EMULATOR = env_bool("GOSUSLUGI_EMULATOR", True)
@@ -194,9 +212,17 @@ GOSUSLUGI_EMULATOR_REDIS_URL = env_str("GOSUSLUGI_EMULATOR_REDIS_URL", REDIS_URL
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["registry.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["registry.api.throttling.ApiKeyRateThrottle"],
+    # Per partner key, by the key's scope: "N/s", "N/min", "N/hour" or "N/day".
+    "DEFAULT_THROTTLE_RATES": {
+        "issue": env_str("REGISTRY_API_RATE_ISSUE", "3000/min"),
+        "verify": env_str("REGISTRY_API_RATE_VERIFY", "6000/min"),
+    },
+    "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -206,23 +232,117 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DESCRIPTION": (
+        "Partner API of the registry. Institution information systems issue documents with an `issue` "
+        "key; universities and employers verify them with a `verify` key. Every error is JSON "
+        '`{"detail", "code", "errors": {field: [messages]}}`.'
+    ),
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.add_response_headers",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "DeliveryStateEnum": "documents.models.DeliveryState",
+        "DocumentStatusEnum": "documents.models.DocumentStatus",
+        "DocumentKindEnum": "documents.kinds.DocumentKind",
+        "InstitutionKindEnum": "institutions.models.InstitutionKind",
+    },
 }
 
-# --- Security -------------------------------------------------------------------
+# === Security ====================================================================
+# One section, owned by the security hardening: production defaults that pass
+# `manage.py check --deploy`, login throttling (django-axes), a second factor for
+# the admin (django-otp), and a Content-Security-Policy (django-csp).
+from datetime import timedelta  # noqa: E402
+
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+# The admin site is the OTP-enforcing one (registry/admin_site.py): staff reach it
+# only with a verified TOTP device.
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "registry.apps.RegistryAdminConfig"
+INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp", "csp"]
+MIDDLEWARE[1:1] = ["csp.middleware.CSPMiddleware", "registry.middleware.SecurityHeadersMiddleware"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+# Axes turns a flagged login request into the lockout page: it must wrap the rest.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "registry.login_protection.AxesBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Logins: after AXES_FAILURE_LIMIT failures for one username from one address, that
+# pair is locked for the cool-off. Locking the pair (not the username alone) keeps an
+# attacker from locking a real user out of their own office.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_VERBOSE = False
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "registry.login_protection.lockout_response"
+# Behind N reverse proxies the client address is the N-th from the right of
+# X-Forwarded-For; 0 trusts no header (REMOTE_ADDR).
+AXES_IPWARE_PROXY_COUNT = env_int("REGISTRY_PROXY_COUNT", 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# Sessions end after SESSION_COOKIE_AGE seconds of inactivity: every request
+# pushes the expiry forward.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# XLSX archives are checked before parsing (registry/uploads.py): a file over these
+# is refused as a zip bomb. Real workbooks have a dozen parts compressing 5-20x.
+REGISTRY_XLSX_MAX_MEMBERS = env_int("REGISTRY_XLSX_MAX_MEMBERS", 1000)
+REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES = env_int("REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
+REGISTRY_XLSX_MAX_RATIO = env_int("REGISTRY_XLSX_MAX_RATIO", 200)
+
+# Two-factor: TOTP devices are named after the portal in authenticator apps.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Education documents registry")
+
+# Only the portal's own scripts and styles; no inline script or style. A nonce is
+# added to a response only when its template asks for one (request.csp_nonce) —
+# only the API docs page does, for Swagger UI's start-up script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        # data: for the inline SVG icons in the admin's and Swagger UI's CSS.
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 if not DEBUG and not DEMO_MODE:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # The health check is probed over plain HTTP by the load balancer.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["upgrade-insecure-requests"] = True
+# === End of security ==============================================================
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,54 @@
+"""Bitstring Status List indexes: drawn at random at issue time, encoded for the list.
+
+One registry-wide list of 2**24 bits. Indexes are drawn at random from the whole
+space (herd privacy: neighbours in the list say nothing about each other, and the
+index says nothing about when or where a document was issued), and the space
+stays sparse enough for a random draw to rarely collide even with millions of
+documents. The list is 2 MiB raw and a few KiB gzipped, since almost every bit
+is 0.
+"""
+
+import base64
+import gzip
+import secrets
+
+from documents.models import Document
+
+STATUS_LIST_BITS = 2**24
+
+
+def status_list_indexes_new(count: int) -> list[int]:
+    """Draw `count` distinct random list indexes not yet taken (one query per round).
+
+    For bulk issuance, draw a batch's indexes at once and set them on the
+    documents before signing. The unique constraint on Document.status_list_index
+    stays the last word against a concurrent draw of the same index.
+    """
+    chosen: set[int] = set()
+    while len(chosen) < count:
+        candidates = {secrets.randbelow(STATUS_LIST_BITS) for _ in range(count - len(chosen))} - chosen
+        taken = set(
+            Document.objects.filter(status_list_index__in=candidates).values_list("status_list_index", flat=True)
+        )
+        chosen |= candidates - taken
+    return list(chosen)
+
+
+def encode_bitstring(indexes) -> str:
+    """Return the multibase ("u", base64url) GZIP of a bitstring with `indexes` set.
+
+    Bit 0 is the most significant bit of the first byte (Bitstring Status List §4).
+    """
+    bits = bytearray(STATUS_LIST_BITS // 8)
+    for index in indexes:
+        bits[index >> 3] |= 0x80 >> (index & 7)
+    compressed = gzip.compress(bytes(bits), compresslevel=9, mtime=0)
+    return "u" + base64.urlsafe_b64encode(compressed).rstrip(b"=").decode()
+
+
+def decode_bitstring(encoded: str) -> bytes:
+    """Return the raw bitstring of an `encodedList` (inverse of `encode_bitstring`)."""
+    if not encoded.startswith("u"):
+        raise ValueError("encodedList must be multibase base64url ('u')")
+    data = encoded[1:]
+    return gzip.decompress(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))

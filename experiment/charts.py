@@ -1,0 +1,377 @@
+"""Server-rendered SVG charts for the ministry dashboard.
+
+Drawn here rather than by a charting library: no external network, no inline
+script (the CSP forbids it), and the page reads the same with scripts off. Every
+text that reaches the markup goes through format_html, so it is escaped.
+Each chart is a responsive <svg viewBox> with <title> tooltips on its marks.
+"""
+
+import datetime as dt
+
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+
+from documents.kinds import DocumentKind
+from documents.models import DeliveryState
+
+# Colour-blind-safe qualitative palette (Okabe–Ito, extended).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000", "#999999"]
+STATE_COLOURS = {
+    DeliveryState.PENDING: "#56B4E9",
+    DeliveryState.IN_PROGRESS: "#0072B2",
+    DeliveryState.DONE: "#009E73",
+    DeliveryState.FAILED: "#D55E00",
+    DeliveryState.SKIPPED: "#999999",
+}
+MAX_WEEKS = 60
+# viewBox widths: the weekly chart spans the page, the others half of it; text
+# sizes in the CSS are in these units, so they read the same in every card.
+WIDTH = 960
+HALF = 520
+
+
+def _svg(height: int, body, label: str, width: int = HALF) -> SafeString:
+    return format_html(
+        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">{}</svg>',
+        width,
+        height,
+        label,
+        body,
+    )
+
+
+def _join(parts) -> SafeString:
+    return mark_safe("".join(parts))  # noqa: S308 — every part is built by format_html
+
+
+def _nice_scale(value: int) -> tuple[int, int]:
+    """Return (top, step): gridlines every 1, 2 or 5 × 10ⁿ, at most five of them, top ≥ value."""
+    value = max(int(value), 1)
+    magnitude = 1
+    while True:
+        for unit in (1, 2, 5):
+            step = unit * magnitude
+            if value <= step * 5:
+                return -(-value // step) * step, step
+        magnitude *= 10
+
+
+def kind_colours() -> dict[str, str]:
+    return {kind.value: PALETTE[i % len(PALETTE)] for i, kind in enumerate(DocumentKind)}
+
+
+def participation_chart(rows: list[dict]) -> SafeString:
+    """Participants against targets, one bar per institution kind."""
+    bar_x, bar_w, row_h = 12, 360, 50
+    scale = max([max(r["participants"], r["target"]) for r in rows] + [1])
+    parts = []
+    for i, row in enumerate(rows):
+        y = 4 + i * row_h
+        target_w = round(row["target"] / scale * bar_w, 1)
+        done_w = round(row["participants"] / scale * bar_w, 1)
+        pct = f"{row['participants'] / row['target'] * 100:.0f}%" if row["target"] else "—"
+        reached = "reached" if row["target"] and row["participants"] >= row["target"] else ""
+        parts.append(
+            format_html(
+                '<text class="label" x="{}" y="{}">{}</text>'
+                '<rect class="target" x="{}" y="{}" width="{}" height="20" rx="3"><title>{}</title></rect>'
+                '<rect class="done {}" x="{}" y="{}" width="{}" height="20" rx="3"><title>{}</title></rect>'
+                '<text class="value" x="{}" y="{}">{} / {} ({})</text>',
+                bar_x,
+                y + 12,
+                row["label"],
+                bar_x,
+                y + 18,
+                max(target_w, 1),
+                _("target: %(n)s") % {"n": row["target"]},
+                reached,
+                bar_x,
+                y + 18,
+                done_w,
+                _("enrolled: %(n)s") % {"n": row["participants"]},
+                bar_x + max(target_w, done_w) + 8,
+                y + 33,
+                row["participants"],
+                row["target"],
+                pct,
+            )
+        )
+    return _svg(8 + len(rows) * row_h, _join(parts), _("Participants against targets by institution kind"))
+
+
+def _week_range(weeks: list[str]) -> list[dt.date]:
+    days = sorted({dt.date.fromisoformat(w) for w in weeks})
+    if not days:
+        return []
+    span = [days[0] + dt.timedelta(weeks=i) for i in range((days[-1] - days[0]).days // 7 + 1)]
+    return span[-MAX_WEEKS:]
+
+
+def weekly_chart(rows: list[dict]) -> SafeString:
+    """Documents formed per ISO week, stacked by document kind."""
+    weeks = _week_range([r["week"] for r in rows])
+    height, top, bottom, left, right = 300, 12, 30, 48, 8
+    plot_h, plot_w = height - top - bottom, WIDTH - left - right
+    if not weeks:
+        return _svg(
+            60,
+            format_html('<text class="empty" x="{}" y="34">{}</text>', WIDTH // 2, _("No documents formed yet.")),
+            _("Documents formed per week"),
+            WIDTH,
+        )
+    index = {w: i for i, w in enumerate(weeks)}
+    stacks: dict[int, list[tuple[str, int]]] = {}
+    for row in rows:
+        i = index.get(dt.date.fromisoformat(row["week"]))
+        if i is not None:
+            stacks.setdefault(i, []).append((row["kind"], row["n"]))
+    top_value, step = _nice_scale(max(sum(n for _k, n in stack) for stack in stacks.values()))
+    slot = plot_w / len(weeks)
+    colours, labels = kind_colours(), dict(DocumentKind.choices)
+    parts = []
+    for value in range(0, top_value + 1, step):
+        y = round(top + plot_h - value / top_value * plot_h, 1)
+        parts.append(
+            format_html(
+                '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/><text class="axis" x="{}" y="{}" '
+                'text-anchor="end">{}</text>',
+                left,
+                WIDTH - right,
+                y,
+                y,
+                left - 6,
+                y + 4,
+                value,
+            )
+        )
+    label_every = max(1, len(weeks) // 12)
+    for i, week in enumerate(weeks):
+        x = round(left + i * slot + slot * 0.1, 1)
+        base = top + plot_h
+        for kind, n in sorted(stacks.get(i, []), key=lambda kn: list(colours).index(kn[0]) if kn[0] in colours else 99):
+            h = n / top_value * plot_h
+            base -= h
+            parts.append(
+                format_html(
+                    '<rect class="bar" data-series="{}" x="{}" y="{}" width="{}" height="{}" fill="{}">'
+                    "<title>{} {}: {} — {}</title></rect>",
+                    kind,
+                    x,
+                    round(base, 1),
+                    round(slot * 0.8, 1),
+                    round(h, 1),
+                    colours.get(kind, "#777"),
+                    _("week of"),
+                    date_format(week, "SHORT_DATE_FORMAT"),
+                    labels.get(kind, kind),
+                    n,
+                )
+            )
+        if i % label_every == 0:
+            parts.append(
+                format_html(
+                    '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
+                    round(left + (i + 0.5) * slot, 1),
+                    height - 10,
+                    f"W{week.isocalendar().week:02d}",
+                )
+            )
+    return _svg(height, _join(parts), _("Documents formed per week, by kind"), WIDTH)
+
+
+def weekly_legend(rows: list[dict]) -> list[dict]:
+    colours, labels = kind_colours(), dict(DocumentKind.choices)
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["kind"]] = totals.get(row["kind"], 0) + row["n"]
+    return [
+        {"kind": kind, "label": labels.get(kind, kind), "colour": colour, "total": totals[kind]}
+        for kind, colour in colours.items()
+        if kind in totals
+    ]
+
+
+def delivery_chart(counts: dict[str, int]) -> SafeString:
+    """A donut of outbox rows by state, the total in its hole."""
+    total = sum(counts.values())
+    circumference = 100
+    parts = [
+        format_html(
+            '<circle class="ring" cx="21" cy="21" r="15.915" fill="none" stroke-width="6"><title>{}</title></circle>',
+            _("no deliveries"),
+        )
+    ]
+    offset = 25.0  # start at 12 o'clock
+    labels = dict(DeliveryState.choices)
+    for state, n in counts.items():
+        if not n:
+            continue
+        share = n / total * circumference
+        parts.append(
+            format_html(
+                '<circle class="segment" cx="21" cy="21" r="15.915" fill="none" stroke="{}" stroke-width="6" '
+                'stroke-dasharray="{} {}" stroke-dashoffset="{}"><title>{}: {}</title></circle>',
+                STATE_COLOURS.get(state, "#777"),
+                round(share, 3),
+                round(circumference - share, 3),
+                round(offset, 3),
+                labels.get(state, state),
+                n,
+            )
+        )
+        offset -= share
+    parts.append(format_html('<text class="total" x="21" y="23" text-anchor="middle">{}</text>', total))
+    return format_html(
+        '<svg class="chart donut" viewBox="0 0 42 42" role="img" aria-label="{}" '
+        'xmlns="http://www.w3.org/2000/svg">{}</svg>',
+        _("Deliveries to Gosuslugi by state"),
+        _join(parts),
+    )
+
+
+def delivery_legend(counts: dict[str, int]) -> list[dict]:
+    labels = dict(DeliveryState.choices)
+    return [
+        {"state": state, "label": labels.get(state, state), "colour": STATE_COLOURS.get(state, "#777"), "n": n}
+        for state, n in counts.items()
+    ]
+
+
+def calendar_chart(*, stages: list[dict], starts_on: str, ends_on: str, purge_on: str, today: dt.date) -> SafeString:
+    """The stage calendar: a bar per stage over the experiment's year, today and the purge marked."""
+    first = min([dt.date.fromisoformat(starts_on)] + [dt.date.fromisoformat(s["starts_on"]) for s in stages])
+    last = dt.date.fromisoformat(purge_on)
+    first = first.replace(day=1)
+    left, right, top, row_h = 12, 28, 28, 46
+    plot_w = HALF - left - right
+    span = max((last - first).days, 1)
+    height = top + max(len(stages), 1) * row_h + 24
+
+    def x_of(day: dt.date) -> float:
+        return round(left + (day - first).days / span * plot_w, 1)
+
+    parts = []
+    month = first
+    while month <= last:
+        parts.append(
+            format_html(
+                '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/><text class="axis" x="{}" y="{}">{}</text>',
+                x_of(month),
+                x_of(month),
+                top - 6,
+                height - 20,
+                x_of(month) + 3,
+                top - 10,
+                date_format(month, "M"),
+            )
+        )
+        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    for i, stage in enumerate(stages):
+        y = top + i * row_h
+        start, end = dt.date.fromisoformat(stage["starts_on"]), dt.date.fromisoformat(stage["ends_on"])
+        allows = [
+            str(text)
+            for flag, text in ((stage["allows_forming"], _("forming")), (stage["allows_transfer"], _("transfer")))
+            if flag
+        ]
+        css = "stage" + ("" if allows else " idle") + (" active" if start <= today <= end else "")
+        parts.append(
+            format_html(
+                '<text class="label" x="{}" y="{}">{}. {}</text>'
+                '<rect class="{}" x="{}" y="{}" width="{}" height="18" rx="3"><title>{} – {}: {}</title></rect>',
+                left,
+                y + 12,
+                stage["number"],
+                stage["title"][:70] + ("…" if len(stage["title"]) > 70 else ""),
+                css,
+                x_of(start),
+                y + 18,
+                max(x_of(end + dt.timedelta(days=1)) - x_of(start), 2),
+                date_format(start, "SHORT_DATE_FORMAT"),
+                date_format(end, "SHORT_DATE_FORMAT"),
+                ", ".join(allows) or _("nothing allowed"),
+            )
+        )
+    parts.append(
+        format_html(
+            '<line class="purge" x1="{}" x2="{}" y1="{}" y2="{}"/><text class="axis purge" x="{}" y="{}" '
+            'text-anchor="end">{}</text>',
+            x_of(last),
+            x_of(last),
+            top - 6,
+            height - 20,
+            x_of(last) - 3,
+            height - 6,
+            _("purge"),
+        )
+    )
+    if first <= today <= last:
+        parts.append(
+            format_html(
+                '<line class="today" x1="{}" x2="{}" y1="{}" y2="{}"/><text class="axis today" x="{}" y="{}">{}</text>',
+                x_of(today),
+                x_of(today),
+                top - 6,
+                height - 20,
+                x_of(today) + 3,
+                height - 6,
+                _("today"),
+            )
+        )
+    return _svg(height, _join(parts), _("Stage calendar"))
+
+
+def failed_chart(rows: list[dict]) -> SafeString:
+    """Institutions with the most failed deliveries, longest bar first."""
+    if not rows:
+        return _svg(
+            60,
+            format_html('<text class="empty" x="{}" y="34">{}</text>', HALF // 2, _("No failed deliveries.")),
+            _("Institutions with the most failed deliveries"),
+        )
+    label_w, bar_x, bar_w, row_h = 230, 240, 240, 28
+    scale = max(r["failed"] for r in rows)
+    parts = []
+    for i, row in enumerate(rows):
+        y = 6 + i * row_h
+        w = round(row["failed"] / scale * bar_w, 1)
+        name = row["name"][:34] + ("…" if len(row["name"]) > 34 else "")
+        parts.append(
+            format_html(
+                '<text class="label" x="{}" y="{}" text-anchor="end">{}</text>'
+                '<rect class="failed" x="{}" y="{}" width="{}" height="18" rx="3"><title>{}: {}</title></rect>'
+                '<text class="value" x="{}" y="{}">{}</text>',
+                label_w,
+                y + 14,
+                name,
+                bar_x,
+                y,
+                max(w, 1),
+                row["name"],
+                row["failed"],
+                bar_x + w + 6,
+                y + 14,
+                row["failed"],
+            )
+        )
+    return _svg(12 + len(rows) * row_h, _join(parts), _("Institutions with the most failed deliveries"))
+
+
+def dashboard_charts(data: dict, *, today: dt.date) -> dict:
+    return {
+        "participation": participation_chart(data["participation"]),
+        "weekly": weekly_chart(data["weeks"]),
+        "weekly_legend": weekly_legend(data["weeks"]),
+        "deliveries": delivery_chart(data["deliveries"]),
+        "delivery_legend": delivery_legend(data["deliveries"]),
+        "calendar": calendar_chart(
+            stages=data["stages"],
+            starts_on=data["starts_on"],
+            ends_on=data["ends_on"],
+            purge_on=data["purge_on"],
+            today=today,
+        ),
+        "failed": failed_chart(data["failed"]),
+    }

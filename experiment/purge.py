@@ -1,0 +1,474 @@
+# ruff: noqa: S608 — every identifier in these statements comes from model metadata
+# through quote_name, every value is a query parameter.
+"""The year-end purge: withdraw an ended experiment's documents from Gosuslugi and delete them.
+
+What a purge does, batch by batch, to the experiment's documents (and nothing else):
+1. counts them by institution kind and document kind into the anonymous PurgeReport;
+2. writes one pending withdraw Delivery for each document still placed at the portal
+   (a done publish and no done withdraw), keeping only the portal id and the
+   institution — no document, no personal data — so it outlives the document; the
+   delivery sweep sends it;
+3. deletes the documents' other deliveries (done ones, pending publishes: cancelled);
+4. deletes the documents;
+5. deletes their graduates left with no document at all. A graduate who still has
+   another document (non-experimental, a draft, another experiment's) is kept.
+
+Drafts carry no experiment (a document joins one when it is issued), so a purge
+leaves them alone, like every other non-experimental document.
+
+Bounded batches, each its own short transaction, with the rows selected by
+`experiment_id = X AND id BETWEEN lo AND hi` over the first N ids left: a run
+killed half-way has committed whole batches only, and the next run continues where
+it stopped. The open PurgeReport (finished_at empty) is the progress record; it is
+updated in the same transaction as each batch, so its counts are never ahead of or
+behind the deletions. Idempotent: a run that finds no document and no open report
+changes nothing and creates no report (it returns the last finished one).
+
+Raw SQL throughout: the ORM's delete() would load every row (and its cascades) into
+memory first; here only one batch's ids ever reach Python.
+"""
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from documents.history import event_record
+from documents.models import Delivery, DeliveryAction, DeliveryState, Document, Graduate
+from experiment.models import Experiment, PurgeReport
+from institutions.models import Institution
+from registry.actors import Actor
+from registry.errors import NotAllowed, NotFound
+
+logger = logging.getLogger(__name__)
+
+# 5,000 documents per batch. Each batch runs about ten statements touching its
+# documents, about as many deliveries and graduates, all through the
+# (experiment_id, id) index and the FK indexes: on PostgreSQL on 2 cores that is
+# roughly 0.1–0.3 s, well inside the 1 s a transaction may take, while 1,000,000
+# documents still need only 200 batches (per-batch overhead stays a small part of the
+# 30 s budget). Python holds at most 5,000 graduate ids at a time: memory is flat.
+DEFAULT_BATCH_SIZE = 5000
+# Keeps an IN (...) list under every SQLite's host-parameter limit.
+_IN_CHUNK = 900
+
+
+@dataclass
+class PurgeCounts:
+    """What a purge deletes (or, in a dry run, would delete)."""
+
+    documents: int = 0
+    graduates: int = 0
+    deliveries: int = 0
+    withdrawals: int = 0
+    by_institution_kind: dict[str, int] = field(default_factory=dict)
+    by_document_kind: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of_report(cls, report: PurgeReport) -> "PurgeCounts":
+        return cls(
+            documents=report.documents_deleted,
+            graduates=report.graduates_deleted,
+            deliveries=report.deliveries_deleted,
+            withdrawals=report.withdrawals_queued,
+            by_institution_kind=dict(report.by_institution_kind),
+            by_document_kind=dict(report.by_document_kind),
+        )
+
+    def as_event_data(self) -> dict:
+        return {
+            "documents": self.documents,
+            "graduates": self.graduates,
+            "deliveries": self.deliveries,
+            "withdrawals": self.withdrawals,
+        }
+
+
+@dataclass
+class PurgeOutcome:
+    experiment: Experiment
+    counts: PurgeCounts
+    dry_run: bool = False
+    report: PurgeReport | None = None
+    resumed: bool = False
+    nothing_to_do: bool = False
+
+
+def purge_batch_done(*, report: PurgeReport, batch: int) -> None:
+    """Called after each committed batch; a seam for progress logging (and tests)."""
+    logger.info("purge %s: batch %s done, %s documents so far", report.experiment_year, batch, report.documents_deleted)
+
+
+# --- SQL helpers ------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _table(model) -> str:
+    return _q(model._meta.db_table)
+
+
+def _col(model, name: str) -> str:
+    return _q(model._meta.get_field(name).column)
+
+
+def _in_chunks(ids: list[int]):
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        yield ", ".join(["%s"] * len(chunk)), chunk
+
+
+def _new_uuid_sql() -> str:
+    if connection.vendor == "postgresql":
+        return "gen_random_uuid()"
+    # Django keeps UUIDs in SQLite as 32 hex characters.
+    return "lower(hex(randomblob(16)))"
+
+
+class _Scope:
+    """The documents a statement works on: the whole experiment, or one batch of it."""
+
+    def __init__(self, experiment_id: int, lo: int | None = None, hi: int | None = None):
+        self.where = f"{_col(Document, 'experiment')} = %s"
+        self.params: list = [experiment_id]
+        if lo is not None:
+            self.where += f" AND {_q('id')} BETWEEN %s AND %s"
+            self.params += [lo, hi]
+
+    def ids_sql(self) -> str:
+        return f"SELECT {_q('id')} FROM {_table(Document)} WHERE {self.where}"
+
+
+def _kind_counts(cursor, scope: _Scope) -> tuple[Counter, Counter, int]:
+    doc, inst = _table(Document), _table(Institution)
+    i_kind, d_kind = f"i.{_col(Institution, 'kind')}", f"d.{_col(Document, 'kind')}"
+    cursor.execute(
+        f"SELECT {i_kind}, {d_kind}, COUNT(*) "
+        f"FROM {doc} d JOIN {inst} i ON i.{_q('id')} = d.{_col(Document, 'institution')} "
+        f"WHERE d.{_q('id')} IN ({scope.ids_sql()}) GROUP BY {i_kind}, {d_kind}",
+        scope.params,
+    )
+    by_institution, by_document, total = Counter(), Counter(), 0
+    for institution_kind, document_kind, n in cursor.fetchall():
+        by_institution[institution_kind] += n
+        by_document[document_kind] += n
+        total += n
+    return by_institution, by_document, total
+
+
+def _live_at_portal_sql(scope: _Scope) -> str:
+    """SELECT (institution_id, portal_id) of the scope's documents still placed at the portal."""
+    doc, dlv = _table(Document), _table(Delivery)
+    d_doc, d_act, d_state = _col(Delivery, "document"), _col(Delivery, "action"), _col(Delivery, "state")
+    d_portal = _col(Delivery, "portal_id")
+    return (
+        f"SELECT s.institution_id, s.portal_id FROM ("
+        f"SELECT d.{_col(Document, 'institution')} AS institution_id, "
+        f"(SELECT p.{d_portal} FROM {dlv} p WHERE p.{d_doc} = d.{_q('id')} "
+        f"AND p.{d_act} = '{DeliveryAction.PUBLISH}' AND p.{d_state} = '{DeliveryState.DONE}' "
+        f"AND p.{d_portal} <> '' ORDER BY p.{_q('id')} DESC LIMIT 1) AS portal_id "
+        f"FROM {doc} d WHERE d.{_q('id')} IN ({scope.ids_sql()}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {dlv} w WHERE w.{d_doc} = d.{_q('id')} "
+        f"AND w.{d_act} = '{DeliveryAction.WITHDRAW}' AND w.{d_state} = '{DeliveryState.DONE}')"
+        f") s WHERE s.portal_id IS NOT NULL"
+    )
+
+
+def _deliveries_sql(scope: _Scope) -> str:
+    return f"FROM {_table(Delivery)} WHERE {_col(Delivery, 'document')} IN ({scope.ids_sql()})"
+
+
+def _graduates_left_sql(scope: _Scope, experiment_id: int) -> tuple[str, list]:
+    """COUNT the graduates of the scope's documents who have no document outside it."""
+    doc, grad = _table(Document), _table(Graduate)
+    d_grad = _col(Document, "graduate")
+    sql = (
+        f"SELECT COUNT(*) FROM {grad} g WHERE g.{_q('id')} IN "
+        f"(SELECT {d_grad} FROM {doc} WHERE {_q('id')} IN ({scope.ids_sql()})) "
+        f"AND NOT EXISTS (SELECT 1 FROM {doc} o WHERE o.{d_grad} = g.{_q('id')} "
+        f"AND (o.{_col(Document, 'experiment')} IS NULL OR o.{_col(Document, 'experiment')} <> %s))"
+    )
+    return sql, [*scope.params, experiment_id]
+
+
+# --- Relations -----------------------------------------------------------------------
+
+
+def _other_relations(model, *, handled: set) -> list:
+    """Return the relations pointing at `model` that the purge must clear itself.
+
+    Raw DELETE skips Django's on_delete emulation, so every SET_NULL and CASCADE
+    relation is applied by hand (one level); a PROTECT one (other than those the
+    purge handles) stops the purge before it changes anything.
+    """
+    relations = []
+    for rel in model._meta.related_objects:
+        if rel.related_model in handled or rel.many_to_many:
+            continue
+        if rel.on_delete in (models.SET_NULL, models.CASCADE, models.DO_NOTHING):
+            relations.append(rel)
+        else:
+            raise NotAllowed(
+                _("%(model)s.%(field)s protects the records the purge deletes; the purge cannot run.")
+                % {"model": rel.related_model.__name__, "field": rel.field.name},
+                code="purge_protected",
+            )
+    return relations
+
+
+def _clear_relations(cursor, relations: list, ids_sql: str, params: list) -> None:
+    for rel in relations:
+        table, column = _table(rel.related_model), _q(rel.field.column)
+        if rel.on_delete is models.SET_NULL:
+            cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} IN ({ids_sql})", params)
+        elif rel.on_delete is models.CASCADE:
+            cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({ids_sql})", params)
+
+
+def _document_relations() -> list:
+    return _other_relations(Document, handled={Delivery})
+
+
+def _graduate_relations() -> list:
+    return _other_relations(Graduate, handled={Document})
+
+
+# --- Dry run -------------------------------------------------------------------------
+
+
+def purge_plan(*, experiment: Experiment) -> PurgeCounts:
+    """Return exactly what a purge of `experiment` would delete now; change nothing.
+
+    A handful of aggregate queries over the whole experiment (indexed), no batches:
+    reading needs no short transactions.
+    """
+    scope = _Scope(experiment.pk)
+    with connection.cursor() as cursor:
+        by_institution, by_document, total = _kind_counts(cursor, scope)
+        cursor.execute(f"SELECT COUNT(*) FROM ({_live_at_portal_sql(scope)}) x", scope.params)
+        withdrawals = cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*) {_deliveries_sql(scope)}", scope.params)
+        deliveries = cursor.fetchone()[0]
+        sql, params = _graduates_left_sql(scope, experiment.pk)
+        cursor.execute(sql, params)
+        graduates = cursor.fetchone()[0]
+    return PurgeCounts(
+        documents=total,
+        graduates=graduates,
+        deliveries=deliveries,
+        withdrawals=withdrawals,
+        by_institution_kind=dict(by_institution),
+        by_document_kind=dict(by_document),
+    )
+
+
+# --- The purge -----------------------------------------------------------------------
+
+
+def _withdraw_insert_sql(scope: _Scope, now) -> tuple[str, list]:
+    """INSERT … SELECT one pending withdraw per document still at the portal."""
+    explicit = {
+        "document": "NULL",
+        "institution": "s.institution_id",
+        "portal_id": "s.portal_id",
+        "idempotency_key": _new_uuid_sql(),
+    }
+    values = {
+        "action": DeliveryAction.WITHDRAW.value,
+        "state": DeliveryState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    columns, selects, params = [], [], []
+    for f in Delivery._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        columns.append(_q(f.column))
+        if f.name in explicit:
+            selects.append(explicit[f.name])
+            continue
+        # Django's defaults are not database defaults: give every other column
+        # (including any added later) its model default, as the ORM would.
+        value = values[f.name] if f.name in values else f.get_default()
+        selects.append("%s")
+        params.append(f.get_db_prep_save(value, connection))
+    sql = (
+        f"INSERT INTO {_table(Delivery)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(selects)} FROM ({_live_at_portal_sql(scope)}) s"
+    )
+    return sql, params + scope.params
+
+
+def _purge_batch(*, experiment: Experiment, report_id: int, batch_size: int, relations: tuple) -> PurgeReport | None:
+    """Purge the experiment's first `batch_size` documents left; None when none are left."""
+    document_relations, graduate_relations = relations
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Serialises concurrent runs of the same purge: the second waits, then sees
+        # the first one's batch gone.
+        report = PurgeReport.objects.select_for_update().get(pk=report_id)
+        cursor.execute(
+            f"SELECT MIN({_q('id')}), MAX({_q('id')}) FROM (SELECT {_q('id')} FROM {_table(Document)} "
+            f"WHERE {_col(Document, 'experiment')} = %s ORDER BY {_q('id')} LIMIT %s) b",
+            [experiment.pk, batch_size],
+        )
+        lo, hi = cursor.fetchone()
+        if lo is None:
+            return None
+        scope = _Scope(experiment.pk, lo, hi)
+        by_institution, by_document, documents = _kind_counts(cursor, scope)
+        cursor.execute(
+            f"SELECT DISTINCT {_col(Document, 'graduate')} FROM {_table(Document)} WHERE {scope.where}", scope.params
+        )
+        graduate_ids = [row[0] for row in cursor.fetchall()]
+
+        now = timezone.now()
+        sql, params = _withdraw_insert_sql(scope, now)
+        cursor.execute(sql, params)
+        withdrawals = cursor.rowcount
+        cursor.execute(f"DELETE {_deliveries_sql(scope)}", scope.params)
+        deliveries = cursor.rowcount
+        _clear_relations(cursor, document_relations, scope.ids_sql(), scope.params)
+        cursor.execute(f"DELETE FROM {_table(Document)} WHERE {scope.where}", scope.params)
+
+        graduates = 0
+        grad, doc, d_grad = _table(Graduate), _table(Document), _col(Document, "graduate")
+        for placeholders, chunk in _in_chunks(graduate_ids):
+            cursor.execute(
+                f"SELECT {_q('id')} FROM {grad} g WHERE g.{_q('id')} IN ({placeholders}) "
+                f"AND NOT EXISTS (SELECT 1 FROM {doc} o WHERE o.{d_grad} = g.{_q('id')})",
+                chunk,
+            )
+            orphans = [row[0] for row in cursor.fetchall()]
+            if not orphans:
+                continue
+            orphan_sql = ", ".join(["%s"] * len(orphans))
+            _clear_relations(cursor, graduate_relations, orphan_sql, orphans)
+            cursor.execute(f"DELETE FROM {grad} WHERE {_q('id')} IN ({orphan_sql})", orphans)
+            graduates += cursor.rowcount
+
+        report.documents_deleted += documents
+        report.graduates_deleted += graduates
+        report.deliveries_deleted += deliveries
+        report.withdrawals_queued += withdrawals
+        report.by_institution_kind = dict(Counter(report.by_institution_kind) + by_institution)
+        report.by_document_kind = dict(Counter(report.by_document_kind) + by_document)
+        report.save()
+    return report
+
+
+def _actor_label(actor: Actor) -> str:
+    return actor.user.get_username() if actor.user is not None else actor.label
+
+
+def _report_open(*, experiment: Experiment, actor: Actor) -> tuple[PurgeReport | None, bool]:
+    """Return (the open report, resumed), creating it when there is something to purge."""
+    with transaction.atomic():
+        # Two runs starting at once must not both open a report.
+        Experiment.objects.select_for_update().get(pk=experiment.pk)
+        report = (
+            PurgeReport.objects.filter(experiment_year=experiment.year, finished_at__isnull=True)
+            .order_by("started_at")
+            .first()
+        )
+        if report is not None:
+            event_record(
+                actor=actor,
+                action="experiment.purge_resumed",
+                obj=experiment,
+                data={"year": experiment.year, "report": report.pk, "documents_so_far": report.documents_deleted},
+            )
+            return report, True
+        remaining = Document.objects.filter(experiment=experiment).count()
+        if not remaining:
+            return None, False
+        report = PurgeReport.objects.create(experiment_year=experiment.year, triggered_by=_actor_label(actor))
+        event_record(
+            actor=actor,
+            action="experiment.purge_started",
+            obj=experiment,
+            data={"year": experiment.year, "report": report.pk, "documents": remaining},
+        )
+        return report, False
+
+
+def _send_withdrawals() -> None:
+    from documents.tasks import sweep_deliveries
+
+    sweep_deliveries.delay()
+
+
+def experiment_purge(
+    *,
+    year: int,
+    actor: Actor,
+    as_of: dt.date | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+) -> PurgeOutcome:
+    """Purge the experiment of `year` (see the module docstring); refuse before its purge date.
+
+    Raises NotFound for an unknown year and NotAllowed when `as_of` (default: today)
+    is before the experiment's purge date. A dry run returns what a real run would
+    delete and changes nothing. Resumable and idempotent: an open report is
+    continued; with nothing left to purge, nothing changes and no report is created
+    (`nothing_to_do`, `report` = the last finished one). Call it outside any
+    transaction: each batch commits on its own.
+    """
+    as_of = as_of or timezone.localdate()
+    experiment = Experiment.objects.filter(year=year).first()
+    if experiment is None:
+        raise NotFound(_("There is no experiment of %(year)s.") % {"year": year}, code="no_experiment")
+    if experiment.purge_on > as_of:
+        raise NotAllowed(
+            _("The %(year)s experiment has not ended: its documents may be purged from %(purge_on)s (as of %(as_of)s).")
+            % {"year": year, "purge_on": experiment.purge_on.isoformat(), "as_of": as_of.isoformat()},
+            code="experiment_not_ended",
+        )
+    relations = (_document_relations(), _graduate_relations())
+    if dry_run:
+        return PurgeOutcome(experiment=experiment, counts=purge_plan(experiment=experiment), dry_run=True)
+
+    report, resumed = _report_open(experiment=experiment, actor=actor)
+    if report is None:
+        last = PurgeReport.objects.filter(experiment_year=year, finished_at__isnull=False).order_by("-started_at")
+        return PurgeOutcome(experiment=experiment, counts=PurgeCounts(), report=last.first(), nothing_to_do=True)
+
+    size = batch_size or getattr(settings, "REGISTRY_PURGE_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+    batch = 0
+    while True:
+        updated = _purge_batch(experiment=experiment, report_id=report.pk, batch_size=size, relations=relations)
+        if updated is None:
+            break
+        report, batch = updated, batch + 1
+        purge_batch_done(report=report, batch=batch)
+
+    with transaction.atomic():
+        report = PurgeReport.objects.select_for_update().get(pk=report.pk)
+        report.finished_at = timezone.now()
+        report.save(update_fields=["finished_at"])
+        counts = PurgeCounts.of_report(report)
+        event_record(
+            actor=actor,
+            action="experiment.purge_finished",
+            obj=experiment,
+            data={"year": experiment.year, "report": report.pk, **counts.as_event_data()},
+        )
+        if counts.withdrawals:
+            transaction.on_commit(_send_withdrawals)
+    return PurgeOutcome(experiment=experiment, counts=counts, report=report, resumed=resumed)
+
+
+def experiments_purge_due(*, actor: Actor, as_of: dt.date | None = None) -> list[PurgeOutcome]:
+    """Purge every experiment whose purge date has come (idempotent: purged ones are no-ops)."""
+    as_of = as_of or timezone.localdate()
+    years = list(Experiment.objects.filter(purge_on__lte=as_of).order_by("year").values_list("year", flat=True))
+    return [experiment_purge(year=year, actor=actor, as_of=as_of) for year in years]

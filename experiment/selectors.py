@@ -1,0 +1,126 @@
+"""Reads for the ministry dashboard.
+
+Every figure is one GROUP BY over indexed columns (documents by experiment, deliveries
+by state and institution), so the page costs a handful of aggregate queries at a
+million documents and no per-row Python; the result is cached for a minute, which
+is as fresh as a monitoring page needs and keeps a room of operators pressing reload
+from repeating the scans.
+"""
+
+import datetime as dt
+
+from django.core.cache import cache
+from django.db.models import Count
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from documents import delivery as delivery_module
+from documents.models import Delivery, DeliveryState, Document
+from experiment.models import Experiment, Participation
+from institutions.models import Institution, InstitutionKind
+
+DASHBOARD_TTL = 60
+TOP_FAILED = 10
+
+
+def dashboard_cache_key(experiment_id: int) -> str:
+    return f"experiment:dashboard:v1:{experiment_id}"
+
+
+def experiment_current(*, on: dt.date | None = None) -> Experiment | None:
+    """Return the experiment running on `on`, else the latest one that has started, else the latest."""
+    on = on or timezone.localdate()
+    running = Experiment.objects.filter(starts_on__lte=on, ends_on__gte=on).order_by("-year").first()
+    return (
+        running
+        or Experiment.objects.filter(starts_on__lte=on).order_by("-year").first()
+        or Experiment.objects.order_by("-year").first()
+    )
+
+
+def participation_by_kind(*, experiment: Experiment) -> list[dict]:
+    counts = dict(
+        Participation.objects.filter(experiment=experiment)
+        .order_by()
+        .values("institution__kind")
+        .annotate(n=Count("id"))
+        .values_list("institution__kind", "n")
+    )
+    return [
+        {
+            "kind": kind.value,
+            "label": str(kind.label),
+            "participants": counts.get(kind.value, 0),
+            "target": experiment.target_for(kind.value),
+        }
+        for kind in InstitutionKind
+    ]
+
+
+def documents_per_week(*, experiment: Experiment) -> list[dict]:
+    """Documents formed (signed) in the experiment, per ISO week (Monday) and kind."""
+    rows = (
+        Document.objects.filter(experiment=experiment, signed_at__isnull=False)
+        .annotate(week=TruncWeek("signed_at"))
+        .values("week", "kind")
+        .annotate(n=Count("id"))
+        .order_by("week", "kind")
+    )
+    return [{"week": row["week"].date().isoformat(), "kind": row["kind"], "n": row["n"]} for row in rows]
+
+
+def delivery_states() -> dict[str, int]:
+    """Outbox rows by state, from the delivery module's own selector when it has one."""
+    counts_by_state = getattr(delivery_module, "delivery_counts_by_state", None)
+    if counts_by_state is not None:
+        counts = counts_by_state()
+        counts = dict(counts.items() if hasattr(counts, "items") else counts)
+    else:
+        counts = dict(Delivery.objects.order_by().values("state").annotate(n=Count("id")).values_list("state", "n"))
+    return {state.value: int(counts.get(state.value, 0)) for state in DeliveryState}
+
+
+def institutions_most_failed(*, limit: int = TOP_FAILED) -> list[dict]:
+    rows = list(
+        Delivery.objects.filter(state=DeliveryState.FAILED, institution__isnull=False)
+        .values("institution")
+        .annotate(n=Count("id"))
+        .order_by("-n", "institution")[:limit]
+    )
+    names = dict(Institution.objects.filter(pk__in=[r["institution"] for r in rows]).values_list("pk", "short_name"))
+    return [{"id": r["institution"], "name": names.get(r["institution"], ""), "failed": r["n"]} for r in rows]
+
+
+def stage_calendar(*, experiment: Experiment) -> list[dict]:
+    return [
+        {
+            "number": stage.number,
+            "title": stage.title,
+            "starts_on": stage.starts_on.isoformat(),
+            "ends_on": stage.ends_on.isoformat(),
+            "allows_forming": stage.allows_forming,
+            "allows_transfer": stage.allows_transfer,
+        }
+        for stage in experiment.stages.order_by("number")
+    ]
+
+
+def dashboard_data(*, experiment: Experiment) -> dict:
+    """Return the dashboard's figures for `experiment` (JSON-ready, cached for a minute)."""
+    key = dashboard_cache_key(experiment.pk)
+    data = cache.get(key)
+    if data is None:
+        data = {
+            "year": experiment.year,
+            "starts_on": experiment.starts_on.isoformat(),
+            "ends_on": experiment.ends_on.isoformat(),
+            "purge_on": experiment.purge_on.isoformat(),
+            "participation": participation_by_kind(experiment=experiment),
+            "weeks": documents_per_week(experiment=experiment),
+            "deliveries": delivery_states(),
+            "failed": institutions_most_failed(),
+            "stages": stage_calendar(experiment=experiment),
+            "computed_at": timezone.now().isoformat(),
+        }
+        cache.set(key, data, DASHBOARD_TTL)
+    return data

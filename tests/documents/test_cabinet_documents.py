@@ -1,0 +1,349 @@
+"""Documents in the cabinet: drafts, issuing, annulment, duplicates, corrections, print, home."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from documents.models import Delivery, Document, DocumentStatus, Event
+from documents.services import document_issue
+from tests.documents.cabinet_support import login
+from tests.factories import DocumentFactory, GraduateFactory, InstitutionFactory, MembershipFactory
+
+YESTERDAY = dt.date.today() - dt.timedelta(days=1)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.LANGUAGE_CODE = "en"  # messages are compared in English, whatever the translations say
+
+
+@pytest.fixture
+def graduate(school):
+    return GraduateFactory(institution=school)
+
+
+@pytest.fixture
+def draft(graduate):
+    return DocumentFactory(graduate=graduate, number="77000000000101", registration_number="R-101")
+
+
+@pytest.fixture
+def issued(draft, alice_actor):
+    return document_issue(actor=alice_actor, document=draft)
+
+
+def certificate_data(**changes):
+    data = {
+        "kind": "secondary_general_certificate",
+        "series": "",
+        "number": "12345678901234",
+        "registration_number": "15-А",
+        "issued_on": YESTERDAY.isoformat(),
+        "honours": "on",
+        "grade_subject": ["Математика", "Физика", ""],
+        "grade_mark": ["5", "4", ""],
+    }
+    return data | changes
+
+
+# --- Drafts ---------------------------------------------------------------------------
+
+
+def test_clerk_creates_a_certificate_draft_with_grades(client, bob, graduate):
+    login(client, bob)
+    url = reverse("cabinet:document_create", args=[graduate.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'id="kind-families"' in page.content.decode() and "<script>" not in page.content.decode()
+
+    response = client.post(url, certificate_data())
+
+    document = Document.objects.get()
+    assert response.status_code == 302 and response.url == reverse("cabinet:document", args=[document.pk])
+    assert document.status == DocumentStatus.DRAFT and document.honours
+    assert document.grades == [{"subject": "Математика", "mark": "5"}, {"subject": "Физика", "mark": "4"}]
+    assert Event.objects.filter(object_type="document", object_id=document.pk, action="document.drafted").exists()
+
+
+def test_college_diploma_form_keeps_programme_and_ignores_grades(client, db, experiment):
+    from tests.factories import ParticipationFactory, UserFactory
+
+    college = InstitutionFactory(kind="college")
+    ParticipationFactory(experiment=experiment, institution=college)
+    user = UserFactory(username="dean")
+    MembershipFactory(user=user, institution=college, role="clerk")
+    graduate = GraduateFactory(institution=college)
+    login(client, user)
+    data = certificate_data(
+        kind="vocational_diploma",
+        series="123456",
+        number="1234567",
+        programme_code="09.02.07",
+        programme_name="Информационные системы",
+        qualification="Программист",
+        hours="72",
+    )
+
+    response = client.post(reverse("cabinet:document_create", args=[graduate.pk]), data)
+
+    assert response.status_code == 302
+    document = Document.objects.get()
+    assert (document.programme_code, document.qualification, document.hours) == ("09.02.07", "Программист", None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"number": "123"}, "number"),
+        ({"registration_number": "12345678901234"}, "registration_number"),
+        ({"kind": "bachelor_diploma"}, "kind"),
+        ({"issued_on": (dt.date.today() + dt.timedelta(days=3)).isoformat()}, "issued_on"),
+        ({"series": "AB"}, "series"),
+    ],
+)
+def test_invalid_draft_is_refused_next_to_its_field(client, bob, graduate, changes, field):
+    login(client, bob)
+    response = client.post(reverse("cabinet:document_create", args=[graduate.pk]), certificate_data(**changes))
+    assert response.status_code == 200 and field in response.context["form"].errors
+    assert not Document.objects.exists()
+
+
+def test_duplicate_number_is_refused(client, bob, graduate, draft):
+    login(client, bob)
+    response = client.post(
+        reverse("cabinet:document_create", args=[graduate.pk]), certificate_data(number=draft.number)
+    )
+    assert response.status_code == 200 and "number" in response.context["form"].errors
+
+
+def test_edit_a_draft(client, bob, draft):
+    login(client, bob)
+    url = reverse("cabinet:document_edit", args=[draft.pk])
+    assert client.get(url).status_code == 200
+    response = client.post(url, certificate_data(number="55555555555555"))
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.number == "55555555555555"
+
+
+def test_an_issued_document_is_never_edited(client, alice, issued):
+    login(client, alice)
+    response = client.post(
+        reverse("cabinet:document_edit", args=[issued.pk]), certificate_data(number="55555555555555")
+    )
+    assert response.status_code == 302
+    issued.refresh_from_db()
+    assert issued.number == "77000000000101"
+
+
+def test_delete_a_draft_needs_post(client, bob, draft):
+    login(client, bob)
+    url = reverse("cabinet:document_delete", args=[draft.pk])
+    assert client.get(url).status_code == 405
+    assert client.post(url).status_code == 302
+    assert not Document.objects.exists()
+
+
+# --- Issuing and what follows -------------------------------------------------------
+
+
+def test_signer_issues_a_draft_which_is_signed_and_queued(client, alice, draft):
+    login(client, alice)
+    page = client.get(reverse("cabinet:document", args=[draft.pk])).content.decode()
+    assert 'id="issue-button"' in page
+
+    response = client.post(reverse("cabinet:document_issue", args=[draft.pk]))
+
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == DocumentStatus.ISSUED and draft.signature
+    assert Delivery.objects.filter(document=draft, action="publish").exists()
+    page = client.get(reverse("cabinet:document", args=[draft.pk])).content.decode()
+    assert "document.issued" in page and 'id="deliveries"' in page
+
+
+def test_issue_refuses_get(client, alice, draft):
+    login(client, alice)
+    assert client.get(reverse("cabinet:document_issue", args=[draft.pk])).status_code == 405
+    draft.refresh_from_db()
+    assert draft.status == DocumentStatus.DRAFT
+
+
+def test_clerk_sees_no_issue_button_and_the_service_refuses_the_post(client, bob, draft):
+    login(client, bob)
+    page = client.get(reverse("cabinet:document", args=[draft.pk])).content.decode()
+    assert 'id="issue-button"' not in page
+
+    response = client.post(reverse("cabinet:document_issue", args=[draft.pk]), follow=True)
+
+    draft.refresh_from_db()
+    assert draft.status == DocumentStatus.DRAFT
+    assert "Only a signer may do this." in [str(m) for m in response.context["messages"]]
+
+
+def test_clerk_cannot_annul_duplicate_or_correct(client, bob, issued):
+    login(client, bob)
+    page = client.get(reverse("cabinet:document", args=[issued.pk])).content.decode()
+    assert reverse("cabinet:document_annul", args=[issued.pk]) not in page
+    for name in ("cabinet:document_annul", "cabinet:document_duplicate", "cabinet:document_correct"):
+        assert client.post(reverse(name, args=[issued.pk]), {"reason": "x"}).status_code == 403
+    issued.refresh_from_db()
+    assert issued.status == DocumentStatus.ISSUED
+
+
+def test_stage_closed_says_why_instead_of_failing(client, alice, draft, experiment):
+    experiment.stages.update(allows_forming=False)
+    login(client, alice)
+
+    home = client.get(reverse("cabinet:home")).content.decode()
+    page = client.get(reverse("cabinet:document", args=[draft.pk])).content.decode()
+    response = client.post(reverse("cabinet:document_issue", args=[draft.pk]), follow=True)
+
+    assert "does not allow forming documents" in home
+    assert 'id="issue-button"' not in page and "does not allow forming documents" in page
+    assert response.status_code == 200
+    assert any("does not allow forming" in str(m) for m in response.context["messages"])
+    draft.refresh_from_db()
+    assert draft.status == DocumentStatus.DRAFT
+
+
+def test_signer_annuls_with_a_reason(client, alice, issued):
+    login(client, alice)
+    url = reverse("cabinet:document_annul", args=[issued.pk])
+    assert client.get(url).status_code == 200
+    refused = client.post(url, {"reason": ""})
+    assert refused.status_code == 200 and refused.context["form"].errors
+
+    response = client.post(url, {"reason": "Ошибка в фамилии", "loss_mark": ""})
+
+    assert response.status_code == 302
+    issued.refresh_from_db()
+    assert (issued.status, issued.annul_reason) == (DocumentStatus.ANNULLED, "Ошибка в фамилии")
+    assert Delivery.objects.filter(document=issued, action="withdraw").exists()
+
+
+def test_annulling_a_draft_is_refused(client, alice, draft):
+    login(client, alice)
+    response = client.post(reverse("cabinet:document_annul", args=[draft.pk]), {"reason": "x"}, follow=True)
+    assert any("Only an issued document" in str(m) for m in response.context["messages"])
+    draft.refresh_from_db()
+    assert draft.status == DocumentStatus.DRAFT
+
+
+def test_duplicate_links_to_its_original(client, alice, issued):
+    login(client, alice)
+    url = reverse("cabinet:document_duplicate", args=[issued.pk])
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url,
+        {
+            "series": "",
+            "number": "77000000000202",
+            "registration_number": "R-202",
+            "issued_on": YESTERDAY,
+            "loss_mark": "lost",
+        },
+    )
+
+    duplicate = Document.objects.get(number="77000000000202")
+    assert response.status_code == 302 and response.url == reverse("cabinet:document", args=[duplicate.pk])
+    assert (duplicate.copy_mark, duplicate.replaces, duplicate.status) == ("duplicate", issued, DocumentStatus.ISSUED)
+    assert duplicate.grades == issued.grades
+    issued.refresh_from_db()
+    assert (issued.status, issued.loss_mark) == (DocumentStatus.ANNULLED, "lost")
+    page = client.get(response.url).content.decode()
+    assert reverse("cabinet:document", args=[issued.pk]) in page
+
+
+def test_duplicate_with_a_taken_number_is_refused(client, alice, issued):
+    login(client, alice)
+    response = client.post(
+        reverse("cabinet:document_duplicate", args=[issued.pk]),
+        {"number": issued.number, "registration_number": "R-9", "issued_on": YESTERDAY, "loss_mark": "lost"},
+    )
+    assert response.status_code == 200 and "number" in response.context["form"].errors
+    issued.refresh_from_db()
+    assert issued.status == DocumentStatus.ISSUED
+
+
+def test_correction_issues_a_replacement(client, alice, issued):
+    login(client, alice)
+    url = reverse("cabinet:document_correct", args=[issued.pk])
+    form_page = client.get(url)
+    assert form_page.status_code == 200
+    assert [k for k, _label in form_page.context["form"].fields["kind"].choices] == [issued.kind]
+
+    response = client.post(url, certificate_data(number="77000000000303", registration_number="R-303"))
+
+    replacement = Document.objects.get(number="77000000000303")
+    assert response.status_code == 302
+    assert (replacement.replaces, replacement.replacement_reason, replacement.copy_mark) == (
+        issued,
+        "correction",
+        "original",
+    )
+    issued.refresh_from_db()
+    assert issued.status == DocumentStatus.ANNULLED
+
+
+def test_printable_view_has_a_qr_code_to_the_verification_page(client, alice, issued, settings):
+    settings.REGISTRY_PUBLIC_URL = "https://registry.example"
+    login(client, alice)
+    response = client.get(reverse("cabinet:document_print", args=[issued.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"https://registry.example/verify/{issued.verification_code}/" in html
+    assert "<svg" in html and "<script" not in html
+    assert issued.graduate.last_name in html
+
+
+def test_draft_print_has_no_qr_code(client, bob, draft):
+    login(client, bob)
+    html = client.get(reverse("cabinet:document_print", args=[draft.pk])).content.decode()
+    assert "<svg" not in html and draft.verification_code not in html
+
+
+# --- Lists, home and isolation ------------------------------------------------------
+
+
+def test_document_list_filters_and_pages(client, bob, school, issued):
+    graduate = issued.graduate
+    DocumentFactory.create_batch(51, graduate=graduate)
+    login(client, bob)
+    url = reverse("cabinet:documents")
+    assert len(client.get(url).context["page"]) == 50
+    assert len(client.get(url, {"page": 2}).context["page"]) == 2
+    assert [d.pk for d in client.get(url, {"status": "issued"}).context["page"]] == [issued.pk]
+    assert [d.pk for d in client.get(url, {"q": issued.number}).context["page"]] == [issued.pk]
+
+
+def test_home_counts_documents_by_kind_status_and_delivery_state(client, alice, school, issued, graduate):
+    DocumentFactory(graduate=graduate, kind="basic_general_certificate")
+    login(client, alice)
+    response = client.get(reverse("cabinet:home"))
+    context = response.context
+    assert context["graduates_count"] == 1
+    rows = {row["kind"]: row["counts"] for row in context["document_rows"]}
+    assert len(context["status_labels"]) == 3
+    assert sum(sum(c) for c in rows.values()) == 2
+    assert [(state, n) for _label, state, n in context["deliveries"] if n] == [("pending", 1)]
+    assert context["rule"].allowed
+
+
+def test_other_institution_gets_404_for_every_document_page(client, charlie, issued, draft):
+    login(client, charlie)
+    for name in (
+        "cabinet:document",
+        "cabinet:document_edit",
+        "cabinet:document_annul",
+        "cabinet:document_duplicate",
+        "cabinet:document_correct",
+        "cabinet:document_print",
+    ):
+        assert client.get(reverse(name, args=[issued.pk])).status_code == 404, name
+    for name in ("cabinet:document_issue", "cabinet:document_delete", "cabinet:document_annul"):
+        assert client.post(reverse(name, args=[issued.pk]), {"reason": "x"}).status_code == 404, name
+    assert issued.number not in client.get(reverse("cabinet:documents")).content.decode()
+    assert client.get(reverse("cabinet:home")).context["graduates_count"] == 0

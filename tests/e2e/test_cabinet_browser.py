@@ -1,0 +1,115 @@
+"""The cabinet in headless Chromium (Debian's package) against a live server.
+
+The import job runs eagerly on commit here, whether or not a broker is configured,
+so the page's progress bar reaches the end without a worker.
+"""
+
+import pytest
+
+from documents.models import Document, DocumentStatus, ImportJob
+from tests.documents.cabinet_support import csv_bytes, good_row, mixed_rows
+from tests.factories import PASSWORD, DocumentFactory, GraduateFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def eager_tasks(settings, tmp_path):
+    from registry.celery import app
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def page(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls in
+    # the test (not in the page) are still synchronous and safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en"})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+        assert not errors, errors
+
+
+def log_in(page, live_server, username):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.form-card button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/cabinet/")
+
+
+def test_signer_issues_a_document_and_opens_its_printable_view(
+    transactional_db, live_server, eager_tasks, page, alice, school
+):
+    draft = DocumentFactory(graduate=GraduateFactory(institution=school), number="77000000000777")
+    log_in(page, live_server, "alice")
+
+    page.goto(f"{live_server.url}/cabinet/documents/{draft.pk}/")
+    page.click("#issue-button")
+    page.wait_for_selector("#document-status.issued")
+
+    draft.refresh_from_db()
+    assert draft.status == DocumentStatus.ISSUED
+    page.click("#print-link")
+    page.wait_for_selector("#qr svg")
+    assert draft.verification_code in page.inner_text("#verification-url")
+
+
+def test_document_form_adapts_to_the_kind(transactional_db, live_server, eager_tasks, page, alice, school):
+    graduate = GraduateFactory(institution=school)
+    log_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/cabinet/graduates/{graduate.pk}/documents/new/")
+
+    assert page.is_visible("fieldset.grades")
+    assert not page.is_visible("[data-field=hours]")
+    assert not page.is_visible("[data-field=programme_code]")
+    page.click("[data-add-grade]")
+    assert page.locator("input[name=grade_subject]").count() == 4
+
+
+def test_upload_shows_progress_to_the_end_and_the_rejected_rows(
+    transactional_db, live_server, eager_tasks, page, alice, school, tmp_path
+):
+    rows, expected = mixed_rows()
+    path = tmp_path / "graduates.csv"
+    path.write_bytes(csv_bytes([*rows, good_row(8)], encoding="cp1251"))
+    log_in(page, live_server, "alice")
+
+    page.goto(f"{live_server.url}/cabinet/imports/")
+    page.set_input_files("input[name=file]", str(path))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("[data-job-progress][data-finished='1']")
+
+    assert page.inner_text("[data-field=percent]") == "100"
+    assert page.inner_text("[data-field=imported]") == "3"
+    assert page.inner_text("[data-field=rejected]") == str(len(expected))
+    assert page.is_visible("#error-report")
+    assert page.locator("#rejections tr").count() > len(expected)
+    job = ImportJob.objects.get()
+    assert (job.imported, job.rejected) == (3, len(expected))
+    assert Document.objects.filter(institution=school, status=DocumentStatus.ISSUED).count() == 3

@@ -1,0 +1,105 @@
+"""The ministry dashboard: drawn charts for operators, refused to institution staff, cheap to compute."""
+
+import uuid
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from documents.models import Delivery
+from experiment.models import Experiment
+from experiment.selectors import dashboard_data
+from tests.experiment.helpers import issued_document
+from tests.factories import InstitutionFactory, ParticipationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "admin:experiment_experiment_dashboard"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(settings):
+    # The dashboard caches for a minute; each test gets its own empty cache.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"dash-{uuid.uuid4()}"}
+    }
+
+
+@pytest.fixture
+def operator(client):
+    user = UserFactory(username="operator", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="experiment", codename__startswith="view")
+    )
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def activity(experiment, school, other_school):
+    college = InstitutionFactory(kind="college", short_name="Колледж Неудач")
+    ParticipationFactory(experiment=experiment, institution=college)
+    for portal_id in ("P-1", "P-2"):
+        issued_document(experiment=experiment, institution=school, portal_id=portal_id)
+    failed = issued_document(experiment=experiment, institution=college)
+    for _ in range(3):
+        Delivery.objects.create(document=failed, institution=college, action="publish", state="failed")
+    Delivery.objects.create(document=failed, institution=school, action="publish", state="pending")
+    return college
+
+
+def test_dashboard_draws_its_charts_for_an_operator(client, operator, experiment, activity):
+    response = client.get(reverse(URL), {"year": experiment.year})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert page.count("<svg") >= 5
+    assert "Participants against targets" in page
+    assert ">today<" in page  # the calendar marks today
+    assert "Колледж Неудач" in page  # most failed deliveries
+    assert "js/dashboard.js" in page and "css/dashboard.css" in page
+    assert "<script>" not in page.replace("<script src", "")  # no inline script (CSP)
+    data = response.context["data"]
+    assert {row["kind"]: row["participants"] for row in data["participation"]}["school"] == 2
+    assert data["deliveries"]["done"] == 2 and data["deliveries"]["failed"] == 3
+    assert sum(row["n"] for row in data["weeks"]) == 3
+    assert data["failed"][0] == {"id": activity.pk, "name": "Колледж Неудач", "failed": 3}
+
+
+def test_dashboard_shows_the_2024_targets(client, operator):
+    response = client.get(reverse(URL), {"year": 2024})
+    page = response.content.decode()
+    for target in ("0 / 277", "0 / 260", "0 / 61", "0 / 225"):
+        assert target in page
+
+
+def test_dashboard_defaults_to_the_running_experiment(client, operator, experiment):
+    response = client.get(reverse(URL))
+    assert response.context["experiment"] == experiment
+
+
+def test_dashboard_is_refused_to_institution_staff(client, alice):
+    client.force_login(alice)
+    response = client.get(reverse(URL))
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
+
+
+def test_dashboard_is_refused_to_staff_without_the_view_permission(client):
+    client.force_login(UserFactory(username="clerk-of-admin", is_staff=True))
+    assert client.get(reverse(URL)).status_code == 403
+
+
+def test_dashboard_figures_are_cached_for_a_minute(experiment, school):
+    first = dashboard_data(experiment=experiment)
+    issued_document(experiment=experiment, institution=school)
+    assert dashboard_data(experiment=experiment) == first
+
+
+def test_dashboard_queries_do_not_grow_with_the_data(experiment, activity, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        dashboard_data(experiment=Experiment.objects.get(pk=experiment.pk))
+
+
+def test_experiment_list_links_to_the_dashboard(client, operator, experiment):
+    page = client.get(reverse("admin:experiment_experiment_changelist")).content.decode()
+    assert reverse(URL) in page

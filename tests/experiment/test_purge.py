@@ -1,0 +1,239 @@
+"""The year-end purge: refusals, dry run, exactly the experimental records, resumable, idempotent."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from documents.models import Delivery, Document, Event, Graduate
+from experiment import purge, tasks
+from experiment.models import Experiment, PurgeReport
+from registry.actors import Actor
+from registry.errors import NotAllowed
+from tests.experiment.helpers import issued_document, row_counts
+from tests.factories import ExperimentFactory, GraduateFactory, InstitutionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def exp2024(db):
+    """The 2024 reference experiment (a data migration): ended, purge date 1 January 2025."""
+    return Experiment.objects.get(year=2024)
+
+
+@pytest.fixture
+def world(exp2024):
+    """Two 2024 institutions with documents, and everything a purge must leave alone."""
+    school = InstitutionFactory(kind="school")
+    college = InstitutionFactory(kind="college")
+    other_exp = ExperimentFactory(year=2023, starts_on=dt.date(2023, 3, 1), ends_on=dt.date(2023, 12, 31))
+    w = {
+        "school": school,
+        "college": college,
+        # Three experimental documents, two published at the portal.
+        "exp_published": issued_document(experiment=exp2024, institution=school, portal_id="P-1"),
+        "exp_unpublished": issued_document(experiment=exp2024, institution=school),
+        "exp_college": issued_document(
+            experiment=exp2024,
+            institution=college,
+            portal_id="P-2",
+            kind="professional_retraining_diploma",
+            number="DPO-1",
+            programme_name="Управление",
+            hours=72,
+        ),
+    }
+    # A graduate with an experimental and a regular document: keeps the regular one.
+    shared = GraduateFactory(institution=school)
+    w["exp_of_shared"] = issued_document(experiment=exp2024, graduate=shared, portal_id="P-3")
+    w["regular_of_shared"] = issued_document(experiment=None, graduate=shared, portal_id="P-4")
+    w["shared"] = shared
+    # A regular document, a draft (no experiment yet), another experiment's document.
+    w["regular"] = issued_document(experiment=None, institution=school, portal_id="P-5")
+    w["other_exp"] = issued_document(experiment=other_exp, institution=school)
+    w["draft"] = GraduateFactory(institution=school)
+    from tests.factories import DocumentFactory
+
+    w["draft_doc"] = DocumentFactory(graduate=w["draft"])
+    # An experimental original replaced by a regular duplicate: the link is cleared.
+    w["exp_original"] = issued_document(
+        experiment=exp2024,
+        institution=college,
+        kind="vocational_diploma",
+        series="123456",
+        number="1234567",
+        programme_code="09.02.07",
+        programme_name="Программирование",
+    )
+    w["regular_duplicate"] = issued_document(
+        experiment=None,
+        graduate=w["exp_original"].graduate,
+        kind="vocational_diploma",
+        series="123456",
+        number="7654321",
+        programme_code="09.02.07",
+        programme_name="Программирование",
+        replaces=w["exp_original"],
+    )
+    return w
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("purge_experiment", *[str(a) for a in args], stdout=out)
+    return out.getvalue()
+
+
+def test_purge_refused_before_the_experiment_has_ended(world, exp2024):
+    before = row_counts()
+    with pytest.raises(CommandError, match="has not ended"):
+        run(2024, "--as-of", "2024-12-31")
+    with pytest.raises(NotAllowed):
+        purge.experiment_purge(year=2024, actor=Actor.system("test"), as_of=dt.date(2024, 12, 31))
+    assert row_counts() == before
+
+
+def test_purge_of_a_running_experiment_is_refused(experiment):
+    with pytest.raises(CommandError, match="has not ended"):
+        run(experiment.year)
+
+
+def test_dry_run_changes_nothing_and_prints_what_a_real_run_deletes(world):
+    before = row_counts()
+    dry = run(2024, "--dry-run", "--as-of", "2025-01-01")
+    assert row_counts() == before
+    assert "documents: 5" in dry
+    assert "graduates: 3" in dry  # two graduates keep a regular document
+    assert "withdrawals queued: 3" in dry
+
+    real = run(2024, "--as-of", "2025-01-01")
+    assert dry.splitlines()[1:] == real.splitlines()[1:]
+
+
+def test_purge_deletes_exactly_the_experimental_records_and_keeps_the_rest(world, exp2024):
+    kept = [world[k].pk for k in ("regular_of_shared", "regular", "other_exp", "draft_doc", "regular_duplicate")]
+    purged = [world[k].pk for k in ("exp_published", "exp_unpublished", "exp_college", "exp_of_shared", "exp_original")]
+    purged_graduates = [world[k].graduate_id for k in ("exp_published", "exp_unpublished", "exp_college")]
+
+    outcome = purge.experiment_purge(year=2024, actor=Actor.system("test"))
+
+    assert not Document.objects.filter(experiment=exp2024).exists()
+    assert not Document.objects.filter(pk__in=purged).exists()
+    assert set(Document.objects.filter(pk__in=kept).values_list("pk", flat=True)) == set(kept)
+    assert not Graduate.objects.filter(pk__in=purged_graduates).exists()
+    assert Graduate.objects.filter(pk=world["shared"].pk).exists()
+    assert Graduate.objects.filter(pk=world["draft"].pk).exists()
+    assert Graduate.objects.filter(pk=world["exp_original"].graduate_id).exists()  # has the regular duplicate
+    duplicate = Document.objects.get(pk=world["regular_duplicate"].pk)
+    assert duplicate.replaces_id is None
+    # The regular documents' deliveries are untouched.
+    assert Delivery.objects.filter(document_id=world["regular"].pk, portal_id="P-5").exists()
+    assert Delivery.objects.filter(document_id=world["regular_of_shared"].pk, portal_id="P-4").exists()
+
+    report = outcome.report
+    assert report.finished_at is not None
+    assert report.documents_deleted == 5
+    assert report.graduates_deleted == 3
+    assert report.by_institution_kind == {"school": 3, "college": 2}
+    assert report.by_document_kind == {
+        "secondary_general_certificate": 3,
+        "professional_retraining_diploma": 1,
+        "vocational_diploma": 1,
+    }
+    assert report.triggered_by == "system:test"
+
+
+def test_purge_queues_withdrawals_keeping_only_the_portal_id(world):
+    purge.experiment_purge(year=2024, actor=Actor.system("test"))
+    withdrawals = Delivery.objects.filter(action="withdraw")
+    assert sorted(withdrawals.values_list("portal_id", flat=True)) == ["P-1", "P-2", "P-3"]
+    assert all(w.document_id is None and w.state == "pending" for w in withdrawals)
+    assert {w.institution_id for w in withdrawals} == {world["school"].pk, world["college"].pk}
+    # No delivery of a purged document is left behind.
+    assert not Delivery.objects.filter(action="publish", portal_id__in=["P-1", "P-2", "P-3"]).exists()
+
+
+def test_purge_does_not_withdraw_twice_what_was_already_withdrawn(exp2024):
+    document = issued_document(experiment=exp2024, portal_id="P-9")
+    Delivery.objects.create(document=document, action="withdraw", state="done", portal_id="P-9")
+    purge.experiment_purge(year=2024, actor=Actor.system("test"))
+    assert not Delivery.objects.exists()
+
+
+def test_purge_records_events_with_counts_only(world, exp2024):
+    purge.experiment_purge(year=2024, actor=Actor.system("test"))
+    started = Event.objects.get(action="experiment.purge_started")
+    finished = Event.objects.get(action="experiment.purge_finished")
+    assert started.object_id == finished.object_id == exp2024.pk
+    assert started.data["documents"] == 5
+    assert finished.data["documents"] == 5 and finished.data["graduates"] == 3
+    assert finished.actor_label == "system:test"
+
+
+def test_purge_interrupted_after_its_first_batch_completes_on_the_next_run(world, exp2024, settings, monkeypatch):
+    settings.REGISTRY_PURGE_BATCH_SIZE = 2
+
+    class Killed(Exception):
+        pass
+
+    def die(**kwargs):
+        raise Killed
+
+    monkeypatch.setattr(purge, "purge_batch_done", die)
+    with pytest.raises(Killed):
+        purge.experiment_purge(year=2024, actor=Actor.system("test"))
+    report = PurgeReport.objects.get()
+    assert report.finished_at is None
+    assert report.documents_deleted == 2
+    assert Document.objects.filter(experiment=exp2024).count() == 3
+
+    monkeypatch.undo()
+    settings.REGISTRY_PURGE_BATCH_SIZE = 2
+    outcome = purge.experiment_purge(year=2024, actor=Actor.system("test"))
+    assert outcome.resumed
+    assert PurgeReport.objects.get().pk == report.pk
+    assert outcome.report.finished_at is not None
+    assert outcome.report.documents_deleted == 5
+    assert outcome.report.graduates_deleted == 3
+    assert outcome.report.withdrawals_queued == 3
+    assert not Document.objects.filter(experiment=exp2024).exists()
+    assert Event.objects.filter(action="experiment.purge_resumed").count() == 1
+
+
+def test_running_the_purge_twice_changes_nothing_the_second_time(world):
+    first = run(2024)
+    after_first = row_counts()
+    second = run(2024)
+    assert row_counts() == after_first
+    assert "Nothing to purge" in second
+    assert "Purged the 2024 experiment" in first
+
+
+def test_beat_task_purges_only_due_experiments(exp2024, experiment):
+    due = issued_document(experiment=exp2024)
+    running = issued_document(experiment=experiment)
+    tasks.purge_due_experiments()
+    tasks.purge_due_experiments()
+    assert not Document.objects.filter(pk=due.pk).exists()
+    assert Document.objects.filter(pk=running.pk).exists()
+    assert PurgeReport.objects.filter(experiment_year=2024).count() == 1
+    assert not PurgeReport.objects.filter(experiment_year=experiment.year).exists()
+
+
+def test_purge_task_by_year_is_idempotent(exp2024):
+    issued_document(experiment=exp2024)
+    tasks.purge_experiment(2024)
+    tasks.purge_experiment(2024)
+    assert not Document.objects.filter(experiment=exp2024).exists()
+    assert PurgeReport.objects.count() == 1
+
+
+def test_purge_report_holds_no_personal_data(world):
+    report = purge.experiment_purge(year=2024, actor=Actor.system("test")).report
+    text = repr({f.name: getattr(report, f.name) for f in PurgeReport._meta.concrete_fields}) + repr(
+        list(Event.objects.filter(action__startswith="experiment.purge").values_list("data", flat=True))
+    )
+    for graduate_name in ("Иванов", "Петрова", "Сидоров", "Кузнецова"):
+        assert graduate_name not in text
