@@ -145,9 +145,9 @@ class Emulator:
         return self.http.get(f"/accounts/{snils}/documents").json()["documents"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def standalone_emulator():
-    """`manage.py run_gosuslugi_emulator` on a free port, for the whole run."""
+    """`manage.py run_gosuslugi_emulator` on a free port, for the module."""
     port = free_port()
     process = start_emulator(port=port)
     emulator = Emulator(f"http://127.0.0.1:{port}")
