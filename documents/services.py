@@ -394,7 +394,7 @@ def document_annul(*, actor: Actor, document: Document, reason: str, loss_mark: 
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed.for_field("reason", _("Give the reason for annulment."))
-    message = text_error(reason, max_length=Document._meta.get_field("annul_reason").max_length)
+    message = text_error(reason, max_length=Document._meta.get_field("annul_reason").max_length, multiline=True)
     if message:
         raise ValidationFailed.for_field("reason", message)
     document = Document.objects.select_for_update(of=("self",)).select_related("institution").get(pk=document.pk)

@@ -16,17 +16,22 @@ from django.utils.translation import gettext_lazy as _
 # one-line field), DEL, C1 controls, and the bidirectional embeddings, overrides
 # and isolates (U+202A–U+202E, U+2066–U+2069).
 FORBIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# A free-text field typed in a textarea (a reason) keeps its line breaks and tabs.
+FORBIDDEN_IN_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def text_error(value, *, max_length: int | None = None):
-    """Return the message for what is wrong with one text value, or None."""
+def text_error(value, *, max_length: int | None = None, multiline: bool = False):
+    """Return the message for what is wrong with one text value, or None.
+
+    `multiline` allows line breaks and tabs (text typed in a textarea).
+    """
     if not isinstance(value, str):
         return None
     # Surrounding whitespace is stripped before saving: only what is kept counts.
     value = value.strip()
     if "\x00" in value:
         return _("This field cannot contain NUL characters.")
-    if FORBIDDEN_CHARACTERS.search(value):
+    if (FORBIDDEN_IN_MULTILINE if multiline else FORBIDDEN_CHARACTERS).search(value):
         return _("This field contains control or text-direction characters; retype it.")
     if max_length is not None and len(value) > max_length:
         return _("This field is too long: at most %(n)d characters.") % {"n": max_length}

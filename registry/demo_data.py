@@ -37,12 +37,14 @@ from documents.models import (
 )
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.signing import build_payload, sign_payload
+from documents.status_list import status_list_indexes_new
 from documents.validators import snils_check_digits
 from experiment.models import Experiment, Participation, Stage
 from institutions.keys import signing_key_current
 from institutions.models import Institution, InstitutionKind, Membership, Ownership, SigningKey
 from institutions.validators import inn10_check_digit, ogrn_check_digit
 from registry.actors import Actor
+from registry.otp import demo_totp_device, ensure_demo_totp, totp_secret_and_uri
 
 DEFAULT_PASSWORD = "registry-demo"
 OPERATORS_GROUP = "Ministry operators"  # created by registry/migrations/0001
@@ -938,6 +940,9 @@ def _seed_documents(
             document.annul_reason = gettext("Replaced by a duplicate")
             annulled.append(document)
     signed.extend(d for d, _ in batch.duplicates)
+    # Drawn at once for the whole batch, as bulk issuance does (documents.status_list).
+    for document, index in zip(signed, status_list_indexes_new(len(signed)), strict=True):
+        document.status_list_index = index
     for document in signed:
         inst = document.institution
         if inst.pk not in keys:
@@ -1046,6 +1051,8 @@ def _seed_users(result: SeedResult, *, institutions: dict[str, Institution], pas
             user.save(update_fields=["password"])
         if login.role == "operator":
             user.groups.add(group)
+            # The admin asks operators for a TOTP code; the demo's secret is printed.
+            ensure_demo_totp(user, password=password)
         else:
             Membership.objects.get_or_create(
                 user=user, institution=institutions[login.inn], defaults={"role": login.role}
@@ -1091,14 +1098,18 @@ def login_rows(*, password: str) -> list[tuple[str, str, str, str]]:
         where = f"{login.inn} {names.get(login.inn, '')}".strip() if login.inn else "/admin/"
         if login.inn == REGULAR_INN:
             where += " — " + gettext("outside the experiment")
-        rows.append((login.username, str(roles[login.role]), where, login_note(login)))
+        rows.append((login.username, str(roles[login.role]), where, login_note(login, password=password)))
     return rows
 
 
-def login_note(login: DemoLogin) -> str:
-    """An extra line of information per login, printed after the table.
+def login_note(login: DemoLogin, *, password: str) -> str:
+    """Return what a login needs beyond the password, printed under it; empty when nothing.
 
-    The place for what a login needs beyond the password (e.g. the operator's TOTP
-    secret once operators use two-factor authentication); empty when nothing.
+    The place for what a login needs beyond the password: the operator's TOTP
+    secret for the admin's second factor; empty when nothing.
     """
-    return ""
+    device = demo_totp_device(login.username) if login.role == "operator" else None
+    if device is None:
+        return ""
+    secret, uri = totp_secret_and_uri(device)
+    return gettext("admin code: TOTP secret %(secret)s, or scan %(uri)s") % {"secret": secret, "uri": uri}

@@ -22,7 +22,8 @@ def demo_totp_key(password: str) -> bytes:
     return hmac.new(b"registry-demo-totp", password.encode(), hashlib.sha256).digest()[:20]
 
 
-def _secret_and_uri(device: TOTPDevice) -> tuple[str, str]:
+def totp_secret_and_uri(device: TOTPDevice) -> tuple[str, str]:
+    """Return the device's secret (base32, as authenticator apps take it) and otpauth URI."""
     return b32encode(device.bin_key).decode(), device.config_url
 
 
@@ -38,7 +39,7 @@ def ensure_demo_totp(user, *, password: str | None = None) -> tuple[str, str]:
     device, _ = TOTPDevice.objects.update_or_create(
         user=user, name=DEMO_DEVICE_NAME, defaults={"key": key, "confirmed": True}
     )
-    return _secret_and_uri(device)
+    return totp_secret_and_uri(device)
 
 
 @transaction.atomic
@@ -50,4 +51,9 @@ def totp_enrol(user, *, name: str = DEFAULT_DEVICE_NAME) -> tuple[str, str]:
     """
     TOTPDevice.objects.filter(user=user, name=name).delete()
     device = TOTPDevice.objects.create(user=user, name=name, key=os.urandom(20).hex(), confirmed=True)
-    return _secret_and_uri(device)
+    return totp_secret_and_uri(device)
+
+
+def demo_totp_device(username: str) -> TOTPDevice | None:
+    """The demo device of `username`, if `ensure_demo_totp` made one."""
+    return TOTPDevice.objects.filter(user__username=username, name=DEMO_DEVICE_NAME).first()

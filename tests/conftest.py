@@ -38,6 +38,15 @@ def _redis_up() -> bool:
         return False
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # Tests on the Redis broker start Celery workers or share emulator state in Redis:
+    # run them in the serial pass of `make test`, never beside each other under xdist.
+    for item in items:
+        if item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.serial)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("postgres") and not settings.USING_POSTGRES:
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://…")
@@ -55,6 +64,40 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped in CI, where every service must be present: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def force_login_passes_both_factors(monkeypatch):
+    """Make the test client's `force_login` log staff in with both factors.
+
+    `force_login` skips the login form, the password included; for staff it skips
+    the admin's TOTP code too (a confirmed device is made when the user has none),
+    so admin tests reach the admin as an operator would after a full login. Tests
+    of the second factor itself log in through the real forms.
+    """
+    from django.test.client import ClientMixin
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    original = ClientMixin.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        if user.is_staff or user.is_superuser:
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            if device is None:
+                device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)
+
+
+def login_to_admin(client, user):
+    """Sign `user` in to the admin with both factors (see force_login_passes_both_factors)."""
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

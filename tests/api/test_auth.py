@@ -3,12 +3,11 @@ import datetime as dt
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from django_otp import DEVICE_ID_SESSION_KEY
 
 from institutions.apikeys import api_key_hash, api_key_revoke
 from institutions.models import ApiKey
-from registry.otp import totp_enrol
 from tests.api.conftest import assert_error_shape, client_for
+from tests.conftest import login_to_admin
 
 pytestmark = pytest.mark.django_db
 
@@ -120,11 +119,7 @@ def test_create_api_key_command_refuses_a_bad_scope_institution_pair(school, arg
 def operator_client(client, django_user_model):
     """Signed in to the admin with both factors (the admin requires a verified TOTP device)."""
     user = django_user_model.objects.create_superuser("op", "op@example.org", "pw-op-123456")
-    totp_enrol(user)
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = user.totpdevice_set.get().persistent_id
-    session.save()
+    login_to_admin(client, user)
     return client
 
 

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from django_otp import DEVICE_ID_SESSION_KEY
 
 from documents import services
-from registry.otp import totp_enrol
 from tests.factories import make_snils
 
 
@@ -72,13 +70,9 @@ def operator_user(db):
 
 @pytest.fixture
 def verified_admin_client(operator_user):
-    """A client signed in to the admin with both factors, as the admin login leaves it."""
-    totp_enrol(operator_user)
+    """A client signed in to the admin with both factors (see force_login in tests/conftest.py)."""
     client = Client()
     client.force_login(operator_user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = operator_user.totpdevice_set.get().persistent_id
-    session.save()
     return client
 
 

@@ -73,6 +73,11 @@ def test_wrong_or_replayed_code_is_refused(client, operator):
     assert admin_login(client, "operator", code).status_code == 200
 
 
+def test_force_login_in_tests_passes_both_factors(client, operator):
+    client.force_login(operator)
+    assert client.get(reverse("admin:index")).status_code == 200
+
+
 def test_staff_without_a_device_cannot_reach_the_admin(client, operator):
     assert admin_login(client, "operator", "123456").status_code == 200
     assert client.get(reverse("admin:index")).status_code == 302
@@ -89,7 +94,8 @@ def test_signing_in_elsewhere_with_a_password_does_not_open_the_admin(client, su
 
 
 def test_admin_views_refuse_an_unverified_staff_session(client, superuser):
-    client.force_login(superuser)
+    client.post(reverse("accounts:login"), {"username": "root", "password": PASSWORD})
+    assert "_auth_user_id" in client.session
     for url in [reverse("admin:index"), reverse("admin:auth_user_changelist")]:
         response = client.get(url)
         assert response.status_code == 302
