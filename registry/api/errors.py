@@ -62,6 +62,7 @@ def exception_handler(exc, context):
         return Response(error_body(exc.message, code=exc.code, errors=errors), status=exc.http_status)
     response = drf_exception_handler(exc, context)
     if response is None:
+        set_rollback()
         logger.exception("Unhandled error in the API", exc_info=exc)
         return Response(
             error_body(_("Server error: the request could not be completed."), code="server_error"),
