@@ -7,11 +7,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
 
 from documents import delivery, gosuslugi, services, tasks
 from documents.models import Delivery, DeliveryState, Document
 from documents.signing import signed_form
 from registry.celery import app as celery_app
+from registry.otp import totp_enrol
 from tests.documents import gosuslugi_support as support
 from tests.documents.gosuslugi_support import issue_document
 from tests.factories import DocumentFactory, GraduateFactory
@@ -294,7 +296,12 @@ def test_admin_lists_failed_deliveries_and_retries_them(alice_actor, client, dja
     row = publish_row(issue_document(alice_actor))
     Delivery.objects.filter(pk=row.pk).update(state=DeliveryState.FAILED, attempts=8, last_error="HTTP 503")
     operator = get_user_model().objects.create_superuser("op", "op@example.org", "pw-op-123456")
+    # The admin wants both factors: a confirmed TOTP device verified in the session.
+    totp_enrol(operator)
     client.force_login(operator)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = operator.totpdevice_set.get().persistent_id
+    session.save()
     changelist = reverse("admin:documents_delivery_changelist")
 
     failed = client.get(reverse("admin:documents_delivery_failed"), follow=True)
