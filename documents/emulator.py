@@ -10,21 +10,26 @@ GOSUSLUGI_EMULATOR is on, and runs on its own port with
 State lives outside the registry's database on purpose: the emulator stands in for
 another organisation's system, so the registry's transactions, test flushes and the
 purge must not reach it, and an in-process call made from inside a registry
-transaction must not share it. With GOSUSLUGI_EMULATOR_REDIS_URL (default
-REDIS_URL) the state is in Redis — shared by every gunicorn worker and process,
-with placement made atomic by a Lua script and the rate limit counted per second
-across all of them; without it, in the process's memory (the embedded portal and a
-single standalone process).
+transaction must not share it. It must be shared by every process serving the
+emulator (the portal's gunicorn workers, a standalone emulator's workers):
+with GOSUSLUGI_EMULATOR_REDIS_URL (default REDIS_URL) it is in Redis, placement
+made atomic by a Lua script and the rate limit counted per second across all
+processes; without Redis, in the emulator's own SQLite file (GOSUSLUGI_EMULATOR_DB),
+which every process on the machine shares.
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import random
+import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from django import forms
 from django.conf import settings
@@ -87,62 +92,103 @@ def _fingerprint(body: dict) -> str:
 # --- State ----------------------------------------------------------------------
 
 
-class MemoryStore:
-    """The state of one process (embedded portal, single standalone process)."""
+class SqliteStore:
+    """State in the emulator's own SQLite file, shared by every process on this machine.
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.reset()
+    The embedded portal runs several gunicorn workers: a document placed through
+    one of them must show on the account page served by another. Each placement
+    is one IMMEDIATE transaction, so concurrent calls with one key place once.
+    """
+
+    _schema = """
+        CREATE TABLE IF NOT EXISTS idem (key TEXT PRIMARY KEY, id TEXT NOT NULL, fp TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS docs (id TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS docs_account ON docs (account);
+        CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS rate (second INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._local = threading.local()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # executescript commits on its own; IF NOT EXISTS makes a race between processes harmless.
+        self._db().executescript(self._schema)
+
+    def _db(self) -> sqlite3.Connection:
+        # One connection per thread and process (a forked worker opens its own).
+        db = getattr(self._local, "db", None)
+        if db is None or self._local.pid != os.getpid():
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db, self._local.pid = db, os.getpid()
+        return db
+
+    @contextlib.contextmanager
+    def _tx(self):
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @staticmethod
+    def _count(db, name: str) -> None:
+        db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET n = n + 1", [name])
 
     def reset(self) -> None:
-        with self._lock:
-            self._faults = Faults()
-            self._keys: dict[str, tuple[str, str]] = {}
-            self._docs: dict[str, dict] = {}
-            self._accounts: dict[str, list[str]] = {}
-            self._seconds: dict[int, int] = {}
-            self._stats = {"created": 0, "replayed": 0, "removed": 0}
+        with self._tx() as db:
+            for table in ("idem", "docs", "counters", "settings", "rate"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608  (fixed table names)
 
     def faults(self) -> Faults:
-        return self._faults
+        row = self._db().execute("SELECT value FROM settings WHERE name = 'faults'").fetchone()
+        return Faults(**json.loads(row[0])) if row else Faults()
 
     def set_faults(self, faults: Faults) -> None:
-        self._faults = faults
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES ('faults', ?)", [json.dumps(asdict(faults))])
 
     def rate_hit(self, limit: int) -> bool:
         second = int(time.time())
-        with self._lock:
-            count = self._seconds.get(second, 0) + 1
-            self._seconds = {second: count}
+        with self._tx() as db:
+            (count,) = db.execute(
+                "INSERT INTO rate VALUES (?, 1) ON CONFLICT (second) DO UPDATE SET n = n + 1 RETURNING n", [second]
+            ).fetchone()
+            db.execute("DELETE FROM rate WHERE second < ?", [second - 5])
         return count <= limit
 
     def place(self, *, key: str, fingerprint: str, record: dict) -> tuple[str, str, bool]:
-        with self._lock:
-            if key in self._keys:
-                self._stats["replayed"] += 1
-                return (*self._keys[key], False)
-            self._keys[key] = (record["id"], fingerprint)
-            self._docs[record["id"]] = record
-            self._accounts.setdefault(record["account"], []).append(record["id"])
-            self._stats["created"] += 1
-            return record["id"], fingerprint, True
+        with self._tx() as db:
+            found = db.execute("SELECT id, fp FROM idem WHERE key = ?", [key]).fetchone()
+            if found:
+                self._count(db, "replayed")
+                return found[0], found[1], False
+            db.execute("INSERT INTO idem VALUES (?, ?, ?)", [key, record["id"], fingerprint])
+            db.execute("INSERT INTO docs VALUES (?, ?, ?)", [record["id"], record["account"], json.dumps(record)])
+            self._count(db, "created")
+        return record["id"], fingerprint, True
 
     def remove(self, portal_id: str) -> bool:
-        with self._lock:
-            record = self._docs.pop(portal_id, None)
-            if record is None:
-                return False
-            self._accounts[record["account"]].remove(portal_id)
-            self._stats["removed"] += 1
-            return True
+        with self._tx() as db:
+            removed = db.execute("DELETE FROM docs WHERE id = ?", [portal_id]).rowcount
+            if removed:
+                self._count(db, "removed")
+        return bool(removed)
 
     def account(self, account: str) -> list[dict]:
-        with self._lock:
-            return [self._docs[i] for i in self._accounts.get(account, [])]
+        rows = self._db().execute("SELECT record FROM docs WHERE account = ? ORDER BY rowid", [account])
+        return [json.loads(row[0]) for row in rows]
 
     def stats(self) -> dict:
-        with self._lock:
-            return {**self._stats, "placed": len(self._docs)}
+        counts = dict(self._db().execute("SELECT name, n FROM counters").fetchall())
+        created, replayed, removed = (counts.get(n, 0) for n in ("created", "replayed", "removed"))
+        return {"created": created, "replayed": replayed, "removed": removed, "placed": created - removed}
 
 
 _PLACE = """
@@ -229,20 +275,20 @@ class RedisStore:
         return {"created": created, "replayed": replayed, "removed": removed, "placed": created - removed}
 
 
-_stores: dict[str, MemoryStore | RedisStore] = {}
+_stores: dict[tuple, SqliteStore | RedisStore] = {}
 _stores_lock = threading.Lock()
 
 
-def store() -> MemoryStore | RedisStore:
-    """Return the emulator's state for the configured backend (one per process)."""
-    url = settings.GOSUSLUGI_EMULATOR_REDIS_URL
-    found = _stores.get(url)
+def store() -> SqliteStore | RedisStore:
+    """Return the emulator's state for the configured backend (one object per process)."""
+    where = (settings.GOSUSLUGI_EMULATOR_REDIS_URL, str(settings.GOSUSLUGI_EMULATOR_DB))
+    found = _stores.get(where)
     if found is None:
         with _stores_lock:
-            found = _stores.get(url)
+            found = _stores.get(where)
             if found is None:
-                found = RedisStore(url) if url else MemoryStore()
-                _stores[url] = found
+                found = RedisStore(where[0]) if where[0] else SqliteStore(where[1])
+                _stores[where] = found
     return found
 
 

@@ -194,8 +194,9 @@ GOSUSLUGI_MAX_ATTEMPTS = env_int("GOSUSLUGI_MAX_ATTEMPTS", 8)
 # capped at MAX, with full jitter; a 429's Retry-After is a floor.
 GOSUSLUGI_BACKOFF_BASE = env_float("GOSUSLUGI_BACKOFF_BASE", 5.0)
 GOSUSLUGI_BACKOFF_MAX = env_float("GOSUSLUGI_BACKOFF_MAX", 3600.0)
-# How long a claimed row stays a worker's before the sweep may hand it to another
-# (a killed worker's rows come back after this); counted per row of the claimed batch.
+# How long claimed rows stay a worker's before the sweep may hand them to another (a
+# killed worker's rows come back after this): LEASE seconds plus TIMEOUT per row of
+# the claimed batch, which the worker delivers one after another.
 GOSUSLUGI_LEASE = env_float("GOSUSLUGI_LEASE", 30.0)
 # Rows claimed and delivered by one task: amortises the broker message and the
 # claim/finish queries over many POSTs.
@@ -205,9 +206,10 @@ GOSUSLUGI_SWEEP_LIMIT = env_int("GOSUSLUGI_SWEEP_LIMIT", 2000)
 # Retries due sooner than this are also nudged with a short countdown task (the row
 # stays the source of truth; the sweep catches whatever the nudge misses).
 GOSUSLUGI_NUDGE_MAX = env_float("GOSUSLUGI_NUDGE_MAX", 30.0)
-# The emulator's state: Redis when set (shared by gunicorn workers and processes),
-# else in the process's memory.
+# The emulator's state: Redis when set (shared by every process and host), else its
+# own SQLite file (shared by the processes of one machine).
 GOSUSLUGI_EMULATOR_REDIS_URL = env_str("GOSUSLUGI_EMULATOR_REDIS_URL", REDIS_URL)
+GOSUSLUGI_EMULATOR_DB = Path(env_str("GOSUSLUGI_EMULATOR_DB", str(VAR_DIR / "gosuslugi-emulator.sqlite3")))
 
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {

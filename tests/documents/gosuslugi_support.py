@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,8 +100,9 @@ def issue_document(actor, *, snils: str | None = None, number: int | None = None
 
 
 @pytest.fixture
-def emulator_state():
+def emulator_state(settings, tmp_path):
     """The emulator's own state (the in-process one), empty and fault-free for the test."""
+    settings.GOSUSLUGI_EMULATOR_DB = tmp_path / "gosuslugi-emulator.sqlite3"
     state = store()
     state.reset()
     yield state
@@ -112,7 +114,12 @@ def start_emulator(*, port: int, env: dict | None = None, workers: int = 1) -> s
     process = subprocess.Popen(
         [*command, "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,
-        env={**os.environ, "GOSUSLUGI_EMULATOR_REDIS_URL": "", **(env or {})},
+        env={
+            **os.environ,
+            "GOSUSLUGI_EMULATOR_REDIS_URL": "",
+            "GOSUSLUGI_EMULATOR_DB": str(Path(tempfile.mkdtemp(prefix="emulator-")) / "state.sqlite3"),
+            **(env or {}),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -180,9 +187,9 @@ def celery_broker(url: str, *, eager: bool = False):
     saved = app.conf.broker_write_url, app.conf.broker_read_url, app.conf.task_always_eager
 
     def use(write, read):
+        # Drop (not close) the pools: kombu keeps them registered per broker URL and
+        # hands the same one out again when the URL comes back.
         app.conf.update(broker_write_url=write, broker_read_url=read)
-        if app._pool is not None:
-            app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
 

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from documents.emulator import Faults, MemoryStore, RedisStore
+from documents.emulator import Faults, RedisStore, SqliteStore
 from tests.documents import gosuslugi_support as support
 from tests.documents.gosuslugi_support import TOKEN, free_port, next_snils, start_emulator, stop
 
@@ -169,10 +169,10 @@ def _redis_url():
     return os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL", "")
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request):
-    if request.param == "memory":
-        yield MemoryStore()
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request, tmp_path):
+    if request.param == "sqlite":
+        yield SqliteStore(str(tmp_path / "state.sqlite3"))
         return
     state = RedisStore(_redis_url())
     state.prefix = f"gosuslugi-emulator-test-{uuid.uuid4().hex}:"
@@ -222,10 +222,11 @@ def test_standalone_emulator_serves_the_contract_over_http(standalone_emulator):
 
 
 @pytest.mark.slow
-@pytest.mark.redis
-def test_standalone_emulator_workers_share_state_through_redis():
+@pytest.mark.parametrize("backend_url", ["", pytest.param("redis", marks=pytest.mark.redis)], ids=["sqlite", "redis"])
+def test_standalone_emulator_workers_share_state(backend_url):
     port = free_port()
-    process = start_emulator(port=port, workers=2, env={"GOSUSLUGI_EMULATOR_REDIS_URL": _redis_url()})
+    url = _redis_url() if backend_url else ""
+    process = start_emulator(port=port, workers=2, env={"GOSUSLUGI_EMULATOR_REDIS_URL": url})
     try:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"})
         http.delete("/_state")

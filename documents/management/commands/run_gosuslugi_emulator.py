@@ -4,8 +4,9 @@
     GOSUSLUGI_URL=http://127.0.0.1:8100 ...   # point the registry at it
 
 The contract is served at the root (/documents, /accounts/{snils}/documents,
-/_faults, /_state) and the personal account page at /. Several worker processes
-need GOSUSLUGI_EMULATOR_REDIS_URL (or REDIS_URL) so they share one state.
+/_faults, /_state) and the personal account page at /. Its worker processes share
+one state: in Redis (GOSUSLUGI_EMULATOR_REDIS_URL, default REDIS_URL) or else in
+the emulator's SQLite file (GOSUSLUGI_EMULATOR_DB).
 """
 
 from django.conf import settings
@@ -20,15 +21,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8100)
-        parser.add_argument("--workers", type=int, default=1, help="processes (more than one needs Redis)")
+        parser.add_argument("--workers", type=int, default=1, help="processes")
         parser.add_argument("--threads", type=int, default=16, help="threads per process")
         parser.add_argument("--token", default=None, help="the bearer token callers must send (GOSUSLUGI_TOKEN)")
 
     def handle(self, *args, host, port, workers, threads, token, **options):
         from gunicorn.app.base import BaseApplication
 
-        if workers > 1 and not settings.GOSUSLUGI_EMULATOR_REDIS_URL:
-            raise CommandError("several workers share state only through Redis: set GOSUSLUGI_EMULATOR_REDIS_URL")
         if token is not None:
             settings.GOSUSLUGI_TOKEN = token
         if not settings.GOSUSLUGI_TOKEN:
@@ -36,6 +35,9 @@ class Command(BaseCommand):
         # This process serves only the emulator, at the root.
         settings.ROOT_URLCONF = "documents.emulator_urls"
         connections.close_all()
+        from documents.emulator import store
+
+        store()  # create the state's tables once, before the workers fork
         application = WSGIHandler()
         options = {
             "bind": f"{host}:{port}",
