@@ -1105,8 +1105,8 @@ def login_rows(*, password: str) -> list[tuple[str, str, str, str]]:
 def login_note(login: DemoLogin, *, password: str) -> str:
     """Return what a login needs beyond the password, printed under it; empty when nothing.
 
-    The place for what a login needs beyond the password: the operator's TOTP
-    secret for the admin's second factor; empty when nothing.
+    The operator signs in to the admin with a TOTP code as well: the note gives the
+    demo device's secret (for an authenticator app) and its otpauth URI.
     """
     device = demo_totp_device(login.username) if login.role == "operator" else None
     if device is None:
