@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Parallel test processes; tests marked serial (shared broker state) run afterwards.
+TEST_WORKERS ?= 2
 
 .PHONY: install run test lint format bench messages
 
@@ -18,7 +20,8 @@ run: install
 	PORT=$(PORT) $(PY) scripts/run_portal.py
 
 test: install
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: install
 	$(VENV)/bin/ruff check .

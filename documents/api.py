@@ -297,8 +297,8 @@ _EXAMPLE_DOCUMENT = {
     "status": "issued",
     "experiment": 2025,
     "delivery": {"action": "publish", "state": "done"},
-    "verification_code": "Jx2v0w1kQ3mP9sT4uV7yZa",
-    "verification_url": "https://registry.example.org/verify/Jx2v0w1kQ3mP9sT4uV7yZa/",
+    "verification_code": "EXAMPLE-code-from-the-QR",
+    "verification_url": "https://registry.example.org/verify/EXAMPLE-code-from-the-QR/",
     "annulled_at": None,
     "annul_reason": "",
 }
@@ -365,9 +365,11 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         description=_(
             "Creates the holder if new and issues the document in one step: it is signed and queued "
             "for Gosuslugi, through the same rules as the cabinet. Send an `Idempotency-Key` header "
-            "so that a retried request never issues twice: the same key with the same body returns "
-            "the first answer again (with `Idempotent-Replayed: true`) and creates nothing; the same "
-            "key with a different body is refused with 422. A duplicate kind + series + number is 409."
+            "so that a retried request never issues twice: the same key with the same body answers "
+            "201 again with the document the first request created, as it is now (with "
+            "`Idempotent-Replayed: true`), and creates nothing; the same key with a different body is "
+            "refused with 422. Keys are per API key and last as long as their document. "
+            "A duplicate kind + series + number is 409."
         ),
         request=DocumentCreateSerializer,
         parameters=[
@@ -563,7 +565,7 @@ class VerifyView(APIView):
         request=VerifyRequestSerializer,
         responses={200: VerifyResultSerializer, **error_responses(400, *AUTH_ERRORS)},
         examples=[
-            OpenApiExample("By code", value={"code": "Jx2v0w1kQ3mP9sT4uV7yZa"}, request_only=True),
+            OpenApiExample("By code", value={"code": "EXAMPLE-code-from-the-QR"}, request_only=True),
             OpenApiExample(
                 "By number",
                 value={"number": "77000000000001", "last_name": "Иванов", "birth_date": "2007-03-01"},

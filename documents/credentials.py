@@ -382,6 +382,10 @@ def unsigned_credential_for(document) -> dict:
             "achievement": achievement,
         },
     }
+    if document.experiment_id is not None:
+        # Experimental documents are deleted at the purge; the credential says so
+        # itself, since the status list cannot speak for a document that is gone.
+        credential["validUntil"] = f"{document.experiment.purge_on.isoformat()}T00:00:00Z"
     if payload.get("experiment") is not None or payload.get("legal_force") is False:
         credential["description"] = (
             f"Formed in the {payload.get('experiment')} experiment on digital education documents: no legal force."

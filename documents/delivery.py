@@ -384,12 +384,17 @@ def deliveries_retry_now(*, actor: Actor, delivery_ids: list[int]) -> int:
     withdrawal. The tasks are sent on commit.
     """
     now = timezone.now()
-    candidates = Delivery.objects.select_for_update().filter(pk__in=list(delivery_ids), state__in=[FAILED, PENDING])
-    stale = candidates.filter(action=PUBLISH).exclude(document__status=DocumentStatus.ISSUED)
-    Delivery.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).update(
+    locked = list(
+        Delivery.objects.select_for_update()
+        .filter(pk__in=list(delivery_ids), state__in=[FAILED, PENDING])
+        .values_list("pk", flat=True)
+    )
+    stale = Delivery.objects.filter(pk__in=locked, action=PUBLISH).exclude(document__status=DocumentStatus.ISSUED)
+    stale_ids = set(stale.values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=stale_ids).update(
         state=SKIPPED, last_error=str(_("The document is no longer issued.")), updated_at=now
     )
-    ids = list(candidates.filter(state__in=[FAILED, PENDING]).values_list("pk", flat=True))
+    ids = [pk for pk in locked if pk not in stale_ids]
     Delivery.objects.filter(pk__in=ids).update(
         state=PENDING, attempts=0, next_attempt_at=now, claimed_until=None, last_error="", updated_at=now
     )

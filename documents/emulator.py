@@ -79,8 +79,9 @@ def _account_key(snils: str) -> str:
     return hashlib.sha256(snils_normalize(snils).encode()).hexdigest()
 
 
-def _fingerprint(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+def _fingerprint(body: dict) -> str:
+    # Of the parsed body, keys sorted: the same request re-serialised is the same request.
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 # --- State ----------------------------------------------------------------------
@@ -337,8 +338,8 @@ def documents_collection(request):
         "document": document,
         "account": _account_key(snils),
     }
-    portal_id, fingerprint, created = store().place(key=key, fingerprint=_fingerprint(request.body), record=record)
-    if fingerprint != _fingerprint(request.body):
+    portal_id, fingerprint, created = store().place(key=key, fingerprint=_fingerprint(body), record=record)
+    if fingerprint != _fingerprint(body):
         return _error(422, "this Idempotency-Key was used with another body")
     _slow(faults, timed_out=timed_out)
     return JsonResponse({"id": portal_id, "status": "placed"}, status=201 if created else 200)

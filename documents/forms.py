@@ -6,13 +6,14 @@ the fields they concern.
 """
 
 from django import forms
-from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from documents.imports import UPLOAD_EXTENSIONS
 from documents.kinds import RULES, DocumentKind, kinds_for_institution
 from documents.models import LossMark
 from documents.services import DocumentData, GraduateData
 from registry.errors import DomainError
+from registry.uploads import upload_check
 
 DATE_INPUT_FORMATS = ["%Y-%m-%d", "%d.%m.%Y"]
 
@@ -205,17 +206,10 @@ class UploadForm(forms.Form):
     file = forms.FileField(label=_("File (CSV or XLSX)"))
     dry_run = forms.BooleanField(label=_("Check only (import nothing)"), required=False)
 
-    ALLOWED_SUFFIXES = (".csv", ".xlsx")
-
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        name = (upload.name or "").lower()
-        if not name.endswith(self.ALLOWED_SUFFIXES):
-            raise forms.ValidationError(_("Upload a CSV or XLSX file."), code="file_type")
-        if upload.size > settings.REGISTRY_MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(
-                _("The file is too large (at most %(mb)d MB).")
-                % {"mb": settings.REGISTRY_MAX_UPLOAD_BYTES // (1024 * 1024)},
-                code="file_size",
-            )
+        try:
+            upload_check(upload, allowed_extensions=UPLOAD_EXTENSIONS)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
         return upload

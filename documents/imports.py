@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -52,13 +53,16 @@ from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
 from registry.csv_safe import FORMULA_PREFIXES, neutralise_formula
-from registry.errors import DomainError, ValidationFailed
-from registry.uploads import xlsx_archive_check
+from registry.errors import DomainError, NotAllowed, ValidationFailed
+from registry.uploads import upload_check, xlsx_archive_check
+
+logger = logging.getLogger(__name__)
 
 # One batch = one transaction. 1,000 rows keeps each transaction well under a
 # second (short locks on the chain head and the number index) while making the
 # per-batch queries negligible per row.
 BATCH_SIZE = 1000
+UPLOAD_EXTENSIONS = ("csv", "xlsx")
 
 # English column name → Russian alias, in the export's column order.
 COLUMNS: dict[str, str] = {
@@ -382,17 +386,15 @@ def _save_upload(job: ImportJob, fileobj, name: str) -> None:
 
 
 def _check_file_type(fileobj, name: str) -> None:
-    """Refuse a file whose name or first bytes are not those of a CSV or XLSX file."""
-    try:
-        kind = file_format(name)
-    except ImportFileError:
-        raise ValidationFailed.for_field("file", MESSAGES["unknown_format"], code="file_type") from None
-    head = fileobj.read(64 * 1024)
-    fileobj.seek(0)
-    if kind == "xlsx" and not head.startswith(b"PK\x03\x04"):
-        raise ValidationFailed.for_field("file", _("The file is not a valid XLSX workbook."), code="file_type")
-    if kind == "csv" and b"\x00" in head:
-        raise ValidationFailed.for_field("file", MESSAGES["not_text"], code="file_type")
+    """Refuse a file by size, name and first bytes (registry.uploads), and a CSV holding NULs."""
+    if not getattr(fileobj, "name", None):
+        fileobj.name = name
+    upload_check(fileobj, allowed_extensions=UPLOAD_EXTENSIONS)
+    if file_format(name) == "csv":
+        head = fileobj.read(64 * 1024)
+        fileobj.seek(0)
+        if b"\x00" in head:
+            raise ValidationFailed.for_field("file", MESSAGES["not_text"], code="file_type")
 
 
 @transaction.atomic
@@ -414,6 +416,20 @@ def import_job_create(*, actor: Actor, institution, fileobj, name: str, dry_run:
     _save_upload(job, fileobj, name.rsplit("/", 1)[-1])
     job.save()
     return job
+
+
+def import_job_dispatch(job_id: int) -> None:
+    """Send the job to a worker (or run it here when Celery is eager); never raises.
+
+    With the broker away the job stays queued and its page says so; the upload
+    itself has succeeded and must not look failed.
+    """
+    from documents.tasks import import_run
+
+    try:
+        import_run.delay(job_id)
+    except Exception as exc:  # any broker failure leaves the job queued
+        logger.warning("Could not send import job %s to the broker: %r", job_id, exc)
 
 
 def _job_actor(job: ImportJob) -> Actor:
@@ -501,7 +517,6 @@ class _BatchImporter:
     def __init__(self, *, job: ImportJob, actor: Actor, issue: bool, experiment):
         self.job, self.actor, self.issue, self.experiment = job, actor, issue, experiment
         self.institution = job.institution
-        self.batch_number = 0
 
     def run(self, records: list[tuple[int, dict | None]]) -> bool:
         """Import `records`; return False if another runner has moved the job on."""
@@ -520,7 +535,8 @@ class _BatchImporter:
         job = ImportJob.objects.select_for_update().get(pk=self.job.pk)
         if job.state != ImportJobState.RUNNING or job.processed_rows != self.job.processed_rows:
             return False
-        self.batch_number += 1
+        # Counted from the rows already done, so a resumed run numbers on.
+        self.batch_number = job.processed_rows // BATCH_SIZE + 1
         rejected: list[ImportRejection] = []
         valid: list[Row] = []
         kind = self.institution.kind
@@ -734,3 +750,63 @@ def _allocate_document_ids(n: int) -> list[int]:
 
 def import_job_rejections(job: ImportJob):
     return job.rejections.order_by("line").iterator(chunk_size=2000)
+
+
+_ISSUE_FIELDS = [
+    "status",
+    "experiment",
+    "status_list_index",
+    "signed_payload",
+    "signature",
+    "signing_key",
+    "signed_at",
+    "updated_at",
+]
+
+
+def import_job_issue_drafts(*, actor: Actor, job: ImportJob) -> int:
+    """Issue the drafts a clerk's upload created (signer only); return how many were issued.
+
+    Works in batches of BATCH_SIZE, each signed, stored, queued for Gosuslugi and
+    recorded as one event in its own transaction. Idempotent: a document already
+    issued (here or one by one) is left alone, so running it twice issues nothing
+    twice. Refused with the stage's reason when documents cannot be formed today.
+    """
+    actor.require_institution(job.institution_id)
+    actor.require_signer()
+    rule = forming_rule(institution=job.institution)
+    if not rule.allowed:
+        raise NotAllowed(rule.reason, code="stage_closed")
+    issued = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Document.objects.select_for_update(of=("self",))
+                .select_related("institution", "graduate")
+                .filter(import_job=job, status=DocumentStatus.DRAFT)
+                .order_by("id")[:BATCH_SIZE]
+            )
+            if not batch:
+                return issued
+            now = timezone.now()
+            key = signing_key_current(institution=job.institution)
+            for document, index in zip(batch, status_list_indexes_new(len(batch)), strict=True):
+                document.status = DocumentStatus.ISSUED
+                document.experiment = rule.experiment
+                document.status_list_index = index
+                payload = build_payload(document)
+                document.signed_payload = payload
+                document.signature = sign_payload(payload, key)
+                document.signing_key = key
+                document.signed_at = now
+                document.updated_at = now
+            Document.objects.bulk_update(batch, _ISSUE_FIELDS)
+            deliveries_enqueue(documents=batch, action=DeliveryAction.PUBLISH)
+            events_record(
+                actor=actor,
+                action="documents.issued_from_import",
+                object_type="importjob",
+                items=[(job.pk, {"count": len(batch), "ids": [batch[0].pk, batch[-1].pk]})],
+                institution_id=job.institution_id,
+            )
+            issued += len(batch)

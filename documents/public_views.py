@@ -133,7 +133,7 @@ def verify_code(request, code: str):
     return _result(request, verification.verify_by_code(code=code))
 
 
-def _json(data, *, max_age: int = 300, content_type: str = "application/json"):
+def _json(data, *, max_age: int = 60, content_type: str = "application/json"):
     response = JsonResponse(data, content_type=content_type, json_dumps_params={"ensure_ascii": False})
     response["Cache-Control"] = f"public, max-age={max_age}"
     response["Access-Control-Allow-Origin"] = "*"
@@ -166,4 +166,4 @@ def status_list_view(request):
         credential = credentials.status_list_credential()
     except credentials.ContextNotAllowed:  # pragma: no cover - the contexts ship with the code
         raise Http404 from None
-    return _json(credential, max_age=60, content_type="application/vc+ld+json")
+    return _json(credential, content_type="application/vc+ld+json")

@@ -21,6 +21,7 @@ urlpatterns = [
     path("documents/export.<str:fmt>", views.export, name="export"),
     path("imports/", views.upload, name="upload"),
     path("imports/<int:pk>/", views.job_detail, name="job"),
+    path("imports/<int:pk>/issue/", views.job_issue_drafts, name="job_issue"),
     path("imports/<int:pk>/progress/", views.job_progress, name="job_progress"),
     path("imports/<int:pk>/errors.csv", views.job_errors, name="job_errors"),
 ]

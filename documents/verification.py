@@ -216,8 +216,11 @@ def verify_by_code(*, code: str) -> Verification:
     code = (code or "").strip()
     if not code or len(code) > 64:
         return Verification(status=VerificationStatus.NOT_FOUND)
-    document = _documents().filter(verification_code=code).first()
-    if document is None:
+    # Only the key is joined: the verdict reads the signed payload, not the rows
+    # it was built from (the hot path of the public API).
+    try:
+        document = Document.objects.select_related("signing_key").get(verification_code=code, status__in=_SHOWN)
+    except Document.DoesNotExist:
         return Verification(status=VerificationStatus.NOT_FOUND)
     return _judge(document)
 

@@ -41,7 +41,6 @@ from documents.models import (
 from documents.pii import snils_lookup_hash
 from documents.selectors import deliveries_for, documents_for, graduates_for, import_jobs_for
 from documents.services import DocumentData
-from documents.tasks import import_run
 from experiment.services import forming_rule
 from registry.errors import DomainError
 
@@ -269,7 +268,13 @@ def document_edit(request, pk):
 def _events_of(document):
     events = Q(object_type="document", object_id=document.pk)
     if document.import_job_id:
-        events |= Q(object_type="importjob", object_id=document.import_job_id)
+        # The import records one event per batch, naming the batch's id range.
+        events |= Q(
+            object_type="importjob",
+            object_id=document.import_job_id,
+            data__ids__0__lte=document.pk,
+            data__ids__1__gte=document.pk,
+        )
     return Event.objects.filter(events, institution_id_ref=document.institution_id).order_by("seq")
 
 
@@ -459,7 +464,7 @@ def _upload(request):
         except DomainError as exc:
             form.add_error("file", exc.message)
         else:
-            transaction.on_commit(functools.partial(import_run.delay, job.pk))
+            transaction.on_commit(functools.partial(imports.import_job_dispatch, job.pk))
             return redirect("cabinet:job", pk=job.pk)
     context = {
         "form": form,
@@ -502,11 +507,33 @@ def job_detail(request, pk):
         .order_by("-id")
         .first()
     )
+    drafts = documents_for(request.institution).filter(import_job=job, status=DocumentStatus.DRAFT).count()
     return render(
         request,
         "cabinet/job.html",
-        {"job": job, "progress": _job_state(job), "rejections": rejections, "earlier": earlier},
+        {
+            "job": job,
+            "progress": _job_state(job),
+            "rejections": rejections,
+            "earlier": earlier,
+            "drafts": drafts,
+            "rule": forming_rule(institution=request.institution) if drafts else None,
+        },
     )
+
+
+@require_POST
+@cabinet_view
+def job_issue_drafts(request, pk):
+    """Issue every draft a clerk's upload created (signer only; the service checks)."""
+    job = get_object_or_404(import_jobs_for(request.institution), pk=pk)
+    try:
+        count = imports.import_job_issue_drafts(actor=request.actor, job=job)
+    except DomainError as exc:
+        _refuse(request, exc)
+    else:
+        messages.success(request, _("%(n)d document(s) have been issued and queued for Gosuslugi.") % {"n": count})
+    return redirect("cabinet:job", pk=job.pk)
 
 
 @require_safe

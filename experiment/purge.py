@@ -4,10 +4,10 @@
 
 What a purge does, batch by batch, to the experiment's documents (and nothing else):
 1. counts them by institution kind and document kind into the anonymous PurgeReport;
-2. writes one pending withdraw Delivery for each document still placed at the portal
-   (a done publish and no done withdraw), keeping only the portal id and the
-   institution — no document, no personal data — so it outlives the document; the
-   delivery sweep sends it;
+2. turns the last publish Delivery of each document still placed at the portal (a
+   done publish and no done withdraw) into a pending withdraw that keeps only the
+   portal id and the institution — no document, no personal data — so it outlives
+   the document; the delivery sweep sends it;
 3. deletes the documents' other deliveries (done ones, pending publishes: cancelled);
 4. deletes the documents;
 5. deletes their graduates left with no document at all. A graduate who still has
@@ -30,6 +30,7 @@ memory first; here only one batch's ids ever reach Python.
 
 import datetime as dt
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -47,13 +48,18 @@ from registry.errors import NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
 
-# 5,000 documents per batch. Each batch runs about ten statements touching its
-# documents, about as many deliveries and graduates, all through the
-# (experiment_id, id) index and the FK indexes: on PostgreSQL on 2 cores that is
-# roughly 0.1–0.3 s, well inside the 1 s a transaction may take, while 1,000,000
-# documents still need only 200 batches (per-batch overhead stays a small part of the
-# 30 s budget). Python holds at most 5,000 graduate ids at a time: memory is flat.
+# Batch size. A batch runs about ten statements over its documents, about as many
+# deliveries and graduates (all through the (experiment_id, id) index and the FK
+# indexes) plus one commit. On PostgreSQL on 2 idle cores 5,000 documents take
+# roughly 0.2–0.4 s: inside the 1 s a transaction may take, and 1,000,000 documents
+# need only 200 batches, so per-batch overhead stays a small part of the 30 s budget.
+# A loaded machine is slower, so the size adapts: it starts small and each next
+# batch is sized from the last one's duration to take about TARGET_BATCH_SECONDS,
+# never more than REGISTRY_PURGE_BATCH_SIZE (the hard cap, 5,000 by default).
+# Python holds one batch's graduate ids at most: memory stays flat.
 DEFAULT_BATCH_SIZE = 5000
+FIRST_BATCH_SIZE = 1000
+TARGET_BATCH_SECONDS = 0.4
 # Keeps an IN (...) list under every SQLite's host-parameter limit.
 _IN_CHUNK = 900
 
@@ -120,9 +126,14 @@ def _col(model, name: str) -> str:
 
 
 def _in_chunks(ids: list[int]):
+    """Yield (SQL condition on a column, params) covering `ids` in as few statements as the database allows."""
+    if connection.vendor == "postgresql":
+        # One array parameter, however many ids.
+        yield "= ANY(%s)", [list(ids)]
+        return
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        yield ", ".join(["%s"] * len(chunk)), chunk
+        yield f"IN ({', '.join(['%s'] * len(chunk))})", chunk
 
 
 def _new_uuid_sql() -> str:
@@ -142,6 +153,12 @@ class _Scope:
             self.where += f" AND {_q('id')} BETWEEN %s AND %s"
             self.params += [lo, hi]
 
+    def where_on(self, alias: str) -> str:
+        where = f"{alias}.{_col(Document, 'experiment')} = %s"
+        if self.params[1:]:
+            where += f" AND {alias}.{_q('id')} BETWEEN %s AND %s"
+        return where
+
     def ids_sql(self) -> str:
         return f"SELECT {_q('id')} FROM {_table(Document)} WHERE {self.where}"
 
@@ -152,7 +169,7 @@ def _kind_counts(cursor, scope: _Scope) -> tuple[Counter, Counter, int]:
     cursor.execute(
         f"SELECT {i_kind}, {d_kind}, COUNT(*) "
         f"FROM {doc} d JOIN {inst} i ON i.{_q('id')} = d.{_col(Document, 'institution')} "
-        f"WHERE d.{_q('id')} IN ({scope.ids_sql()}) GROUP BY {i_kind}, {d_kind}",
+        f"WHERE {scope.where_on('d')} GROUP BY {i_kind}, {d_kind}",
         scope.params,
     )
     by_institution, by_document, total = Counter(), Counter(), 0
@@ -163,21 +180,22 @@ def _kind_counts(cursor, scope: _Scope) -> tuple[Counter, Counter, int]:
     return by_institution, by_document, total
 
 
-def _live_at_portal_sql(scope: _Scope) -> str:
-    """SELECT (institution_id, portal_id) of the scope's documents still placed at the portal."""
+def _live_publish_ids_sql(scope: _Scope) -> str:
+    """SELECT pid: for each of the scope's documents still placed at the portal, its last done publish row.
+
+    Still placed: a done publish with a portal id and no done withdraw. Documents
+    never placed give a NULL pid.
+    """
     doc, dlv = _table(Document), _table(Delivery)
     d_doc, d_act, d_state = _col(Delivery, "document"), _col(Delivery, "action"), _col(Delivery, "state")
-    d_portal = _col(Delivery, "portal_id")
+    pk = _q("id")
     return (
-        f"SELECT s.institution_id, s.portal_id FROM ("
-        f"SELECT d.{_col(Document, 'institution')} AS institution_id, "
-        f"(SELECT p.{d_portal} FROM {dlv} p WHERE p.{d_doc} = d.{_q('id')} "
+        f"SELECT (SELECT MAX(p.{pk}) FROM {dlv} p WHERE p.{d_doc} = d.{pk} "
         f"AND p.{d_act} = '{DeliveryAction.PUBLISH}' AND p.{d_state} = '{DeliveryState.DONE}' "
-        f"AND p.{d_portal} <> '' ORDER BY p.{_q('id')} DESC LIMIT 1) AS portal_id "
-        f"FROM {doc} d WHERE d.{_q('id')} IN ({scope.ids_sql()}) "
-        f"AND NOT EXISTS (SELECT 1 FROM {dlv} w WHERE w.{d_doc} = d.{_q('id')} "
+        f"AND p.{_col(Delivery, 'portal_id')} <> '') AS pid "
+        f"FROM {doc} d WHERE {scope.where_on('d')} "
+        f"AND NOT EXISTS (SELECT 1 FROM {dlv} w WHERE w.{d_doc} = d.{pk} "
         f"AND w.{d_act} = '{DeliveryAction.WITHDRAW}' AND w.{d_state} = '{DeliveryState.DONE}')"
-        f") s WHERE s.portal_id IS NOT NULL"
     )
 
 
@@ -252,10 +270,11 @@ def purge_plan(*, experiment: Experiment) -> PurgeCounts:
     scope = _Scope(experiment.pk)
     with connection.cursor() as cursor:
         by_institution, by_document, total = _kind_counts(cursor, scope)
-        cursor.execute(f"SELECT COUNT(*) FROM ({_live_at_portal_sql(scope)}) x", scope.params)
+        cursor.execute(f"SELECT COUNT(s.pid) FROM ({_live_publish_ids_sql(scope)}) s", scope.params)
         withdrawals = cursor.fetchone()[0]
         cursor.execute(f"SELECT COUNT(*) {_deliveries_sql(scope)}", scope.params)
-        deliveries = cursor.fetchone()[0]
+        # Each withdrawal is a publish row converted, not deleted.
+        deliveries = cursor.fetchone()[0] - withdrawals
         sql, params = _graduates_left_sql(scope, experiment.pk)
         cursor.execute(sql, params)
         graduates = cursor.fetchone()[0]
@@ -272,14 +291,20 @@ def purge_plan(*, experiment: Experiment) -> PurgeCounts:
 # --- The purge -----------------------------------------------------------------------
 
 
-def _withdraw_insert_sql(scope: _Scope, now) -> tuple[str, list]:
-    """INSERT … SELECT one pending withdraw per document still at the portal."""
-    explicit = {
-        "document": "NULL",
-        "institution": "s.institution_id",
-        "portal_id": "s.portal_id",
-        "idempotency_key": _new_uuid_sql(),
-    }
+def _withdrawals_convert(cursor, scope: _Scope, now) -> int:
+    """Turn each placed document's last publish row into its pending withdraw; return how many.
+
+    The row keeps only its portal id and institution; the document link goes (it
+    is about to be deleted) and every other column is reset to its model default,
+    so nothing of the publication — and nothing personal — remains. Converting the
+    row rather than inserting a withdraw and deleting the publish saves a write per
+    document. The row ids are fetched first (one batch of ints) and updated by
+    primary key: as one UPDATE … WHERE id IN (subquery), PostgreSQL hashes the whole
+    delivery table per batch.
+    """
+    cursor.execute(f"SELECT s.pid FROM ({_live_publish_ids_sql(scope)}) s WHERE s.pid IS NOT NULL", scope.params)
+    ids = [row[0] for row in cursor.fetchall()]
+    explicit = {"document": "NULL", "idempotency_key": _new_uuid_sql()}
     values = {
         "action": DeliveryAction.WITHDRAW.value,
         "state": DeliveryState.PENDING.value,
@@ -288,37 +313,56 @@ def _withdraw_insert_sql(scope: _Scope, now) -> tuple[str, list]:
         "created_at": now,
         "updated_at": now,
     }
-    columns, selects, params = [], [], []
+    assignments, params = [], []
     for f in Delivery._meta.concrete_fields:
-        if f.primary_key:
+        if f.primary_key or f.name in ("institution", "portal_id"):
             continue
-        columns.append(_q(f.column))
         if f.name in explicit:
-            selects.append(explicit[f.name])
+            assignments.append(f"{_q(f.column)} = {explicit[f.name]}")
             continue
         # Django's defaults are not database defaults: give every other column
         # (including any added later) its model default, as the ORM would.
-        value = values[f.name] if f.name in values else f.get_default()
-        selects.append("%s")
-        params.append(f.get_db_prep_save(value, connection))
-    sql = (
-        f"INSERT INTO {_table(Delivery)} ({', '.join(columns)}) "
-        f"SELECT {', '.join(selects)} FROM ({_live_at_portal_sql(scope)}) s"
-    )
-    return sql, params + scope.params
+        assignments.append(f"{_q(f.column)} = %s")
+        params.append(f.get_db_prep_save(values[f.name] if f.name in values else f.get_default(), connection))
+    converted = 0
+    for condition, chunk_params in _in_chunks(ids):
+        cursor.execute(
+            f"UPDATE {_table(Delivery)} SET {', '.join(assignments)} WHERE {_q('id')} {condition}",
+            params + chunk_params,
+        )
+        converted += cursor.rowcount
+    return converted
 
 
-def _purge_batch(*, experiment: Experiment, report_id: int, batch_size: int, relations: tuple) -> PurgeReport | None:
-    """Purge the experiment's first `batch_size` documents left; None when none are left."""
+@dataclass
+class _Batch:
+    report: PurgeReport
+    last_id: int
+
+
+def _purge_batch(
+    *, experiment: Experiment, report_id: int, after: int, batch_size: int, relations: tuple
+) -> _Batch | None:
+    """Purge the experiment's next `batch_size` documents with ids above `after`; None when none are left."""
     document_relations, graduate_relations = relations
     with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Safe to not wait for the WAL flush: a crash loses at most the last
+            # batches, together with their report update, and the next run redoes
+            # them (resumable). Saves a disk flush per batch.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            # Small indexed statements: compiling them (JIT) costs more than it saves.
+            cursor.execute("SET LOCAL jit TO OFF")
         # Serialises concurrent runs of the same purge: the second waits, then sees
         # the first one's batch gone.
         report = PurgeReport.objects.select_for_update().get(pk=report_id)
+        # `after` skips the index entries of the batches already deleted in this run,
+        # which stay in the index until vacuum; a new run starts from 0 and so picks
+        # up anything an interrupted run left.
         cursor.execute(
             f"SELECT MIN({_q('id')}), MAX({_q('id')}) FROM (SELECT {_q('id')} FROM {_table(Document)} "
-            f"WHERE {_col(Document, 'experiment')} = %s ORDER BY {_q('id')} LIMIT %s) b",
-            [experiment.pk, batch_size],
+            f"WHERE {_col(Document, 'experiment')} = %s AND {_q('id')} > %s ORDER BY {_q('id')} LIMIT %s) b",
+            [experiment.pk, after, batch_size],
         )
         lo, hi = cursor.fetchone()
         if lo is None:
@@ -330,30 +374,12 @@ def _purge_batch(*, experiment: Experiment, report_id: int, batch_size: int, rel
         )
         graduate_ids = [row[0] for row in cursor.fetchall()]
 
-        now = timezone.now()
-        sql, params = _withdraw_insert_sql(scope, now)
-        cursor.execute(sql, params)
-        withdrawals = cursor.rowcount
+        withdrawals = _withdrawals_convert(cursor, scope, timezone.now())
         cursor.execute(f"DELETE {_deliveries_sql(scope)}", scope.params)
         deliveries = cursor.rowcount
         _clear_relations(cursor, document_relations, scope.ids_sql(), scope.params)
         cursor.execute(f"DELETE FROM {_table(Document)} WHERE {scope.where}", scope.params)
-
-        graduates = 0
-        grad, doc, d_grad = _table(Graduate), _table(Document), _col(Document, "graduate")
-        for placeholders, chunk in _in_chunks(graduate_ids):
-            cursor.execute(
-                f"SELECT {_q('id')} FROM {grad} g WHERE g.{_q('id')} IN ({placeholders}) "
-                f"AND NOT EXISTS (SELECT 1 FROM {doc} o WHERE o.{d_grad} = g.{_q('id')})",
-                chunk,
-            )
-            orphans = [row[0] for row in cursor.fetchall()]
-            if not orphans:
-                continue
-            orphan_sql = ", ".join(["%s"] * len(orphans))
-            _clear_relations(cursor, graduate_relations, orphan_sql, orphans)
-            cursor.execute(f"DELETE FROM {grad} WHERE {_q('id')} IN ({orphan_sql})", orphans)
-            graduates += cursor.rowcount
+        graduates = _graduates_delete(cursor, graduate_ids, graduate_relations)
 
         report.documents_deleted += documents
         report.graduates_deleted += graduates
@@ -362,7 +388,33 @@ def _purge_batch(*, experiment: Experiment, report_id: int, batch_size: int, rel
         report.by_institution_kind = dict(Counter(report.by_institution_kind) + by_institution)
         report.by_document_kind = dict(Counter(report.by_document_kind) + by_document)
         report.save()
-    return report
+    return _Batch(report=report, last_id=hi)
+
+
+def _graduates_delete(cursor, graduate_ids: list[int], relations: list) -> int:
+    """Delete those of `graduate_ids` left with no document at all; return how many."""
+    grad, doc, d_grad, pk = _table(Graduate), _table(Document), _col(Document, "graduate"), _q("id")
+    orphan = f"NOT EXISTS (SELECT 1 FROM {doc} o WHERE o.{d_grad} = g.{pk})"
+    deleted = 0
+    for condition, params in _in_chunks(graduate_ids):
+        if not relations:
+            cursor.execute(f"DELETE FROM {grad} AS g WHERE g.{pk} {condition} AND {orphan}", params)
+            deleted += cursor.rowcount
+            continue
+        cursor.execute(f"SELECT g.{pk} FROM {grad} g WHERE g.{pk} {condition} AND {orphan}", params)
+        orphans = [row[0] for row in cursor.fetchall()]
+        for orphan_condition, orphan_params in _in_chunks(orphans):
+            for rel in relations:
+                table, column = _table(rel.related_model), _q(rel.field.column)
+                if rel.on_delete is models.SET_NULL:
+                    cursor.execute(
+                        f"UPDATE {table} SET {column} = NULL WHERE {column} {orphan_condition}", orphan_params
+                    )
+                elif rel.on_delete is models.CASCADE:
+                    cursor.execute(f"DELETE FROM {table} WHERE {column} {orphan_condition}", orphan_params)
+            cursor.execute(f"DELETE FROM {grad} WHERE {pk} {orphan_condition}", orphan_params)
+            deleted += cursor.rowcount
+    return deleted
 
 
 def _actor_label(actor: Actor) -> str:
@@ -442,14 +494,20 @@ def experiment_purge(
         last = PurgeReport.objects.filter(experiment_year=year, finished_at__isnull=False).order_by("-started_at")
         return PurgeOutcome(experiment=experiment, counts=PurgeCounts(), report=last.first(), nothing_to_do=True)
 
-    size = batch_size or getattr(settings, "REGISTRY_PURGE_BATCH_SIZE", DEFAULT_BATCH_SIZE)
-    batch = 0
+    cap = batch_size or getattr(settings, "REGISTRY_PURGE_BATCH_SIZE", DEFAULT_BATCH_SIZE)
+    size, after, batch = min(FIRST_BATCH_SIZE, cap), 0, 0
     while True:
-        updated = _purge_batch(experiment=experiment, report_id=report.pk, batch_size=size, relations=relations)
-        if updated is None:
+        started = time.monotonic()
+        done = _purge_batch(
+            experiment=experiment, report_id=report.pk, after=after, batch_size=size, relations=relations
+        )
+        if done is None:
             break
-        report, batch = updated, batch + 1
+        report, after, batch = done.report, done.last_id, batch + 1
         purge_batch_done(report=report, batch=batch)
+        elapsed = max(time.monotonic() - started, 0.001)
+        # Size the next batch to take about TARGET_BATCH_SECONDS; grow at most 2× a step.
+        size = max(1, min(cap, size * 2, int(size * TARGET_BATCH_SECONDS / elapsed)))
 
     with transaction.atomic():
         report = PurgeReport.objects.select_for_update().get(pk=report.pk)

@@ -24,7 +24,7 @@ class EstimatedCountPaginator(Paginator):
     scanning the table.
     """
 
-    exact_count_limit = 10_000
+    exact_count_limit = 1_000
 
     @cached_property
     def count(self) -> int:

@@ -1,6 +1,7 @@
 """The partner API, version 1, plus its OpenAPI schema and interactive docs.
 
-The docs page loads Swagger UI from drf-spectacular-sidecar's static files: no CDN.
+The docs page loads Swagger UI from drf-spectacular-sidecar's static files (no CDN);
+templates/drf_spectacular/swagger_ui.html gives its inline start-up code the CSP nonce.
 """
 
 from django.urls import path, re_path

@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.db.backends.signals import connection_created
 from django.utils.translation import gettext_lazy as _
 
 
@@ -7,9 +8,12 @@ class RegistryConfig(AppConfig):
     name = "registry"
     verbose_name = _("Registry")
 
-    def ready(self):
+    def ready(self) -> None:
         # Connects the lockout receiver (axes' user_locked_out signal).
         from registry import login_protection  # noqa: F401
+        from registry.sqlite import install_unicode_like
+
+        connection_created.connect(install_unicode_like, dispatch_uid="registry.sqlite.unicode_like")
 
 
 class RegistryAdminConfig(admin_apps.AdminConfig):

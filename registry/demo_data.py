@@ -37,6 +37,7 @@ from documents.models import (
 )
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.signing import build_payload, sign_payload
+from documents.status_list import status_list_indexes_new
 from documents.validators import snils_check_digits
 from experiment.models import Experiment, Participation, Stage
 from institutions.keys import signing_key_current
@@ -939,6 +940,9 @@ def _seed_documents(
             document.annul_reason = gettext("Replaced by a duplicate")
             annulled.append(document)
     signed.extend(d for d, _ in batch.duplicates)
+    # Drawn at once for the whole batch, as bulk issuance does (documents.status_list).
+    for document, index in zip(signed, status_list_indexes_new(len(signed)), strict=True):
+        document.status_list_index = index
     for document in signed:
         inst = document.institution
         if inst.pk not in keys:
@@ -1094,12 +1098,12 @@ def login_rows(*, password: str) -> list[tuple[str, str, str, str]]:
         where = f"{login.inn} {names.get(login.inn, '')}".strip() if login.inn else "/admin/"
         if login.inn == REGULAR_INN:
             where += " — " + gettext("outside the experiment")
-        rows.append((login.username, str(roles[login.role]), where, login_note(login)))
+        rows.append((login.username, str(roles[login.role]), where, login_note(login, password=password)))
     return rows
 
 
-def login_note(login: DemoLogin) -> str:
-    """An extra line of information per login, printed after the table.
+def login_note(login: DemoLogin, *, password: str) -> str:
+    """Return what a login needs beyond the password, printed under it; empty when nothing.
 
     The place for what a login needs beyond the password: the operator's TOTP
     secret for the admin's second factor; empty when nothing.

@@ -218,8 +218,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["registry.api.throttling.ApiKeyRateThrottle"],
     # Per partner key, by the key's scope: "N/s", "N/min", "N/hour" or "N/day".
     "DEFAULT_THROTTLE_RATES": {
-        "issue": env_str("REGISTRY_API_RATE_ISSUE", "3000/min"),
-        "verify": env_str("REGISTRY_API_RATE_VERIFY", "6000/min"),
+        "issue": env_str("REGISTRY_API_RATE_ISSUE", "6000/min"),
+        "verify": env_str("REGISTRY_API_RATE_VERIFY", "60000/min"),
     },
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -349,6 +349,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # axes reports every login at INFO; its lockouts are warnings.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
+    # axes reports every login at INFO (its lockouts are warnings); httpx logs every
+    # Gosuslugi request at INFO, one line per delivery: both are noise at INFO.
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
 }

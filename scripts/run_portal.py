@@ -63,10 +63,12 @@ def main() -> None:
             "registry.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
+            # One process by default: without Redis the Gosuslugi emulator keeps its
+            # state in memory, which its threads share and other processes would not.
             "--workers",
-            os.environ.get("WEB_CONCURRENCY", "2"),
+            os.environ.get("WEB_CONCURRENCY", "1"),
             "--threads",
-            "4",
+            "8",
             # In-process tasks (imports, deliveries) run inside requests in the demo.
             "--timeout",
             "300",

@@ -38,6 +38,15 @@ def _redis_up() -> bool:
         return False
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # Tests on the Redis broker start Celery workers or share emulator state in Redis:
+    # run them in the serial pass of `make test`, never beside each other under xdist.
+    for item in items:
+        if item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.serial)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("postgres") and not settings.USING_POSTGRES:
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://…")
@@ -83,6 +92,12 @@ def force_login_passes_both_factors(monkeypatch):
             session.save()
 
     monkeypatch.setattr(ClientMixin, "force_login", force_login)
+
+
+def login_to_admin(client, user):
+    """Sign `user` in to the admin with both factors (see force_login_passes_both_factors)."""
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from django.utils import timezone
 from institutions.apikeys import api_key_hash, api_key_revoke
 from institutions.models import ApiKey
 from tests.api.conftest import assert_error_shape, client_for
+from tests.conftest import login_to_admin
 
 pytestmark = pytest.mark.django_db
 
@@ -116,8 +117,9 @@ def test_create_api_key_command_refuses_a_bad_scope_institution_pair(school, arg
 
 @pytest.fixture
 def operator_client(client, django_user_model):
+    """Signed in to the admin with both factors (the admin requires a verified TOTP device)."""
     user = django_user_model.objects.create_superuser("op", "op@example.org", "pw-op-123456")
-    client.force_login(user)
+    login_to_admin(client, user)
     return client
 
 

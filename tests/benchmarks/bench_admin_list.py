@@ -10,13 +10,22 @@ PATH = "/admin/documents/document/"
 
 
 def operator_client():
-    """A test Client logged in as a ministry operator (staff, not superuser, may view documents)."""
-    from django.contrib.auth.models import Permission
+    """A test Client logged in as a ministry operator (staff, not superuser).
+
+    The operator is in the project's "Ministry operators" group when it exists, so the
+    changelist shows what a real operator sees (actions included); otherwise the user
+    gets the view permissions of the registry's apps.
+    """
+    from django.contrib.auth.models import Group, Permission
     from django.test import Client
 
     user = datagen.staff_user("bench-operator", is_staff=True)
-    perms = Permission.objects.filter(content_type__app_label__in=["documents", "institutions", "experiment"])
-    user.user_permissions.add(*perms.filter(codename__startswith="view_"))
+    group = Group.objects.filter(name="Ministry operators").first()
+    if group is not None:
+        user.groups.add(group)
+    else:
+        perms = Permission.objects.filter(content_type__app_label__in=["documents", "institutions", "experiment"])
+        user.user_permissions.add(*perms.filter(codename__startswith="view_"))
     client = Client()
     client.force_login(user)
     _otp_verify(client, user)

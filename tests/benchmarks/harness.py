@@ -44,6 +44,10 @@ BENCH_ENV = {
     "SECURE_SSL_REDIRECT": "0",
     "LOG_LEVEL": "WARNING",
     "GOSUSLUGI_EMULATOR": "1",
+    # The partner API's per-key rate limits would turn a load test into a test of the
+    # limiter (429s); lifted far out of reach, the throttle still runs and is measured.
+    "REGISTRY_API_RATE_VERIFY": "100000000/min",
+    "REGISTRY_API_RATE_ISSUE": "100000000/min",
 }
 
 

@@ -193,6 +193,7 @@ def test_credential_is_an_open_badge_with_a_verifiable_proof(client, alice_actor
     assert subject["type"] == ["AchievementSubject"] and subject["achievement"]["type"] == ["Achievement"]
     assert credential["validFrom"] == f"{document.issued_on.isoformat()}T00:00:00Z"
     assert "no legal force" in credential["description"]
+    assert credential["validUntil"] == f"{document.experiment.purge_on.isoformat()}T00:00:00Z"
     method = resolve_did_web(client, credential["proof"]["verificationMethod"])
     assert credential["proof"]["verificationMethod"].startswith(credential["issuer"]["id"] + "#")
     verify_step_by_step(credential, multikey_to_public(method["publicKeyMultibase"]), test_contexts())

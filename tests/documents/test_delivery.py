@@ -12,6 +12,7 @@ from documents import delivery, gosuslugi, services, tasks
 from documents.models import Delivery, DeliveryState, Document
 from documents.signing import signed_form
 from registry.celery import app as celery_app
+from tests.conftest import login_to_admin
 from tests.documents import gosuslugi_support as support
 from tests.documents.gosuslugi_support import issue_document
 from tests.factories import DocumentFactory, GraduateFactory
@@ -294,7 +295,7 @@ def test_admin_lists_failed_deliveries_and_retries_them(alice_actor, client, dja
     row = publish_row(issue_document(alice_actor))
     Delivery.objects.filter(pk=row.pk).update(state=DeliveryState.FAILED, attempts=8, last_error="HTTP 503")
     operator = get_user_model().objects.create_superuser("op", "op@example.org", "pw-op-123456")
-    client.force_login(operator)
+    login_to_admin(client, operator)
     changelist = reverse("admin:documents_delivery_changelist")
 
     failed = client.get(reverse("admin:documents_delivery_failed"), follow=True)

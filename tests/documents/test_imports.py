@@ -369,3 +369,60 @@ def test_existing_documents_do_not_disturb_the_import(alice_actor, school):
     DocumentFactory(graduate=GraduateFactory(institution=school))
     job = run_import(alice_actor, school, csv_bytes([good_row(1)]), "a.csv")
     assert job.imported == 1
+
+
+def test_an_imported_document_shows_its_batch_in_its_history(client, alice, alice_actor, school, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    job = run_import(alice_actor, school, csv_bytes([good_row(n) for n in range(1, 4)]), "a.csv")
+    last = Document.objects.order_by("id").last()
+    login(client, alice)
+
+    events = client.get(reverse("cabinet:document", args=[last.pk])).context["events"]
+
+    assert [(e.object_id, e.data["batch"]) for e in events] == [(job.pk, 2)]
+
+
+def test_signer_issues_the_drafts_of_a_clerks_upload_once(
+    client, bob, alice, school, django_capture_on_commit_callbacks
+):
+    login(client, bob)
+    _response, job = upload(
+        client, csv_bytes([good_row(n) for n in range(1, 4)]), "a.csv", django_capture_on_commit_callbacks
+    )
+    page = client.get(reverse("cabinet:job", args=[job.pk])).content.decode()
+    assert 'id="job-drafts"' in page and 'id="issue-drafts"' not in page
+    client.post(reverse("cabinet:job_issue", args=[job.pk]))
+    assert not Document.objects.filter(status=DocumentStatus.ISSUED).exists()
+    client.logout()
+
+    login(client, alice)
+    assert client.get(reverse("cabinet:job_issue", args=[job.pk])).status_code == 405
+    assert 'id="issue-drafts"' in client.get(reverse("cabinet:job", args=[job.pk])).content.decode()
+    client.post(reverse("cabinet:job_issue", args=[job.pk]))
+    client.post(reverse("cabinet:job_issue", args=[job.pk]))
+
+    issued = Document.objects.filter(import_job=job)
+    assert all(d.status == DocumentStatus.ISSUED and d.signature and d.status_list_index is not None for d in issued)
+    assert Delivery.objects.filter(action="publish").count() == 3
+    assert Event.objects.filter(action="documents.issued_from_import", object_id=job.pk).count() == 1
+
+
+def test_other_institution_cannot_issue_a_jobs_drafts(client, bob, charlie, school, django_capture_on_commit_callbacks):
+    login(client, bob)
+    _response, job = upload(client, csv_bytes([good_row(1)]), "a.csv", django_capture_on_commit_callbacks)
+    client.logout()
+    login(client, charlie)
+    assert client.post(reverse("cabinet:job_issue", args=[job.pk])).status_code == 404
+    assert Document.objects.get().status == DocumentStatus.DRAFT
+
+
+def test_upload_page_says_why_a_signer_cannot_import_while_the_stage_is_closed(client, alice, school, experiment):
+    experiment.stages.update(allows_forming=False)
+    login(client, alice)
+    assert "does not allow forming" in client.get(reverse("cabinet:upload")).content.decode()
+
+    response = client.post(reverse("cabinet:upload"), {"file": SimpleUploadedFile("a.csv", csv_bytes([good_row(1)]))})
+
+    assert response.status_code == 200
+    assert "does not allow forming" in " ".join(response.context["form"].errors["file"])
+    assert not ImportJob.objects.exists()

@@ -139,7 +139,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_generated_json_identical_to_reference(value):
     assert canonicalize(value) == rfc8785.dumps(value)

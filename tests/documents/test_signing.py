@@ -163,3 +163,21 @@ def test_status_list_indexes_are_random_and_distinct(alice_actor):
     assert sorted(indexes) != list(range(min(indexes), min(indexes) + 3))
     fresh = status_list_indexes_new(50)
     assert len(set(fresh)) == 50 and not set(fresh) & set(indexes)
+
+
+def test_private_key_is_stored_encrypted_and_bound_to_its_row(school, other_school):
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import serialization
+
+    from institutions.keys import _private_key
+
+    key = signing_key_current(institution=school)
+    raw = private_key_for(key).private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    stored = bytes(SigningKey.objects.get(pk=key.pk).private_key_encrypted)
+    assert raw not in stored and len(stored) > len(raw)
+    other = signing_key_current(institution=other_school)
+    # A ciphertext moved to another row does not decrypt: the kid is associated data.
+    with pytest.raises(InvalidTag):
+        _private_key(other.kid, stored)

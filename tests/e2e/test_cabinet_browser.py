@@ -32,8 +32,19 @@ def eager_tasks(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
+    _fresh_producer_pools(app)
     yield
     app.conf.task_always_eager = previous
+
+
+def _fresh_producer_pools(app):
+    """Drop Celery's and kombu's cached pools: even an eager send takes a producer,
+    and a test that switched brokers earlier in this process may have closed them."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture

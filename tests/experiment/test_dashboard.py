@@ -9,6 +9,7 @@ from django.urls import reverse
 from documents.models import Delivery
 from experiment.models import Experiment
 from experiment.selectors import dashboard_data
+from tests.conftest import login_to_admin
 from tests.experiment.helpers import issued_document
 from tests.factories import InstitutionFactory, ParticipationFactory, UserFactory
 
@@ -31,7 +32,7 @@ def operator(client):
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="experiment", codename__startswith="view")
     )
-    client.force_login(user)
+    login_to_admin(client, user)
     return user
 
 
@@ -85,7 +86,7 @@ def test_dashboard_is_refused_to_institution_staff(client, alice):
 
 
 def test_dashboard_is_refused_to_staff_without_the_view_permission(client):
-    client.force_login(UserFactory(username="clerk-of-admin", is_staff=True))
+    login_to_admin(client, UserFactory(username="clerk-of-admin", is_staff=True))
     assert client.get(reverse(URL)).status_code == 403
 
 

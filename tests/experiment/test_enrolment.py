@@ -11,6 +11,7 @@ from django.urls import reverse
 from documents.models import Event
 from experiment.models import Participation
 from experiment.services import participation_enrol, participation_enrol_inns
+from tests.conftest import login_to_admin
 from tests.factories import ExperimentFactory, InstitutionFactory, ParticipationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def operator(client):
         )
         | Permission.objects.filter(codename__in=["add_participation", "change_institution"])
     )
-    client.force_login(user)
+    login_to_admin(client, user)
     return user
 
 
@@ -133,7 +134,7 @@ def test_action_on_a_filtered_list_enrols_all_it_shows(client, operator, exp):
 def test_action_is_refused_without_the_enrolment_permission(client, exp):
     user = UserFactory(username="viewer", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=["view_institution", "change_institution"]))
-    client.force_login(user)
+    login_to_admin(client, user)
     institution = InstitutionFactory()
     client.post(
         reverse("admin:institutions_institution_changelist"),
@@ -191,6 +192,6 @@ def test_csv_of_bare_inns_in_utf8_with_bom(exp):
 def test_csv_upload_is_refused_to_staff_without_the_permission(client, exp):
     user = UserFactory(username="viewer", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename="view_participation"))
-    client.force_login(user)
+    login_to_admin(client, user)
     response = client.get(reverse("admin:experiment_participation_enrol_csv"))
     assert response.status_code == 403

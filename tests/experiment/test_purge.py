@@ -45,6 +45,8 @@ def world(exp2024):
             hours=72,
         ),
     }
+    # A publication that failed for good: deleted with its document.
+    Delivery.objects.create(document=w["exp_unpublished"], institution=school, action="publish", state="failed")
     # A graduate with an experimental and a regular document: keeps the regular one.
     shared = GraduateFactory(institution=school)
     w["exp_of_shared"] = issued_document(experiment=exp2024, graduate=shared, portal_id="P-3")
@@ -106,6 +108,7 @@ def test_dry_run_changes_nothing_and_prints_what_a_real_run_deletes(world):
     assert row_counts() == before
     assert "documents: 5" in dry
     assert "graduates: 3" in dry  # two graduates keep a regular document
+    assert "deliveries: 1" in dry  # the failed one; the three publish rows become the withdrawals
     assert "withdrawals queued: 3" in dry
 
     real = run(2024, "--as-of", "2025-01-01")
@@ -153,6 +156,7 @@ def test_purge_queues_withdrawals_keeping_only_the_portal_id(world):
     assert {w.institution_id for w in withdrawals} == {world["school"].pk, world["college"].pk}
     # No delivery of a purged document is left behind.
     assert not Delivery.objects.filter(action="publish", portal_id__in=["P-1", "P-2", "P-3"]).exists()
+    assert not Delivery.objects.filter(state="failed").exists()
 
 
 def test_purge_does_not_withdraw_twice_what_was_already_withdrawn(exp2024):

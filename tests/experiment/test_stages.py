@@ -11,6 +11,7 @@ from documents.services import DocumentData, GraduateData, document_create_draft
 from experiment.models import Experiment, Stage
 from experiment.services import forming_experiment, forming_rule
 from registry.errors import NotAllowed
+from tests.conftest import login_to_admin
 from tests.factories import ExperimentFactory, InstitutionFactory, ParticipationFactory, UserFactory, make_snils
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +153,7 @@ def operator(client):
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="experiment").exclude(codename__startswith="delete")
     )
-    client.force_login(user)
+    login_to_admin(client, user)
     return user
 
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+from base64 import b32encode
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -10,11 +11,14 @@ from django.db import transaction
 from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from documents.history import history_verify
 from documents.models import Delivery, DeliveryAction, Document, DocumentStatus, Event, Graduate
 from documents.pii import snils_lookup_hash
 from documents.signing import signature_is_valid
 from documents.validators import snils_is_valid
+from documents.verification import verify_by_code
 from experiment.models import Experiment, Participation
 from experiment.services import forming_rule
 from institutions.models import Institution, Membership
@@ -49,7 +53,17 @@ def seeded(django_db_setup, django_db_blocker):
 def _snapshot():
     return {
         model.__name__: model.objects.count()
-        for model in (Institution, Membership, Participation, Experiment, Graduate, Document, Delivery, Event)
+        for model in (
+            Institution,
+            Membership,
+            Participation,
+            Experiment,
+            Graduate,
+            Document,
+            Delivery,
+            Event,
+            TOTPDevice,
+        )
     } | {"users": get_user_model().objects.count()}
 
 
@@ -92,6 +106,19 @@ def test_before_march_15_the_first_stage_starts_on_1_january():
     assert stages[0].starts_on == dt.date(2031, 1, 1) and stages[0].allows_forming
     later = demo_data.experiment_calendar(2031, today=dt.date(2031, 4, 1))
     assert later[0].starts_on == dt.date(2031, 3, 15)
+
+
+def test_seeded_before_march_the_demo_experiment_can_form_from_1_january(seeded, db):
+    later = dt.date(timezone.localdate().year + 1, 2, 1)
+    with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+        demo_data.seed(today=later)
+    experiment = Experiment.objects.get(year=later.year)
+    assert experiment.starts_on == dt.date(later.year, 1, 1)
+    school = Institution.objects.get(inn="7701000019")
+    rule = forming_rule(institution=school, on=later)
+    assert rule.allowed and rule.experiment == experiment
+    regular = Institution.objects.get(inn="7701000065")
+    assert forming_rule(institution=regular, on=later).experiment is None
 
 
 def test_regular_school_is_outside_the_current_experiment_with_regular_documents(seeded, db):
@@ -141,11 +168,27 @@ def test_documents_in_several_states_really_signed_and_delivered(seeded, db):
         assert signature_is_valid(document.signed_payload, document.signature, document.signing_key)
         assert document.signing_key.institution_id == document.institution_id
         assert document.signing_key.not_before <= document.signed_at
+        assert document.status_list_index is not None
     published = set(Delivery.objects.filter(action=DeliveryAction.PUBLISH).values_list("document_id", flat=True))
     assert published == set(signed.values_list("id", flat=True))
     withdrawn = set(Delivery.objects.filter(action=DeliveryAction.WITHDRAW).values_list("document_id", flat=True))
     assert withdrawn == set(documents.filter(status=DocumentStatus.ANNULLED).values_list("id", flat=True))
     assert Event.objects.filter(action="document.issued").count() == signed.count()
+
+
+def test_seeded_documents_pass_public_verification_and_history_checks(seeded, db):
+    def first(**filters):
+        return Document.objects.filter(**filters).order_by("pk").first()
+
+    assert verify_by_code(code=first(status=DocumentStatus.ISSUED).verification_code).status == "valid"
+    annulled = first(status=DocumentStatus.ANNULLED, replacements__isnull=True)
+    assert verify_by_code(code=annulled.verification_code).status == "annulled"
+    replaced = first(status=DocumentStatus.ANNULLED, replacements__isnull=False)
+    assert verify_by_code(code=replaced.verification_code).status == "replaced"
+    regular = first(institution__inn="7701000065", status=DocumentStatus.ISSUED)
+    assert verify_by_code(code=regular.verification_code).status == "valid"
+    reports = history_verify()
+    assert reports and all(report.fault is None for report in reports)
 
 
 def test_graduates_have_encrypted_snils_and_lookup_hash(seeded, db):
@@ -170,6 +213,15 @@ def test_output_lists_every_login_and_the_password(seeded):
         assert login.username in seeded
     assert "registry-demo" in seeded
     assert "7701000065" in seeded
+
+
+def test_operator_gets_the_demo_totp_device_whose_secret_is_printed(seeded, db):
+    operator = get_user_model().objects.get(username="operator")
+    device = TOTPDevice.objects.get(user=operator)
+    assert device.confirmed
+    secret = b32encode(device.bin_key).decode()
+    assert secret in seeded
+    assert not TOTPDevice.objects.exclude(user=operator).exists()
 
 
 def test_demo_password_is_overridable(seeded, db, monkeypatch):
