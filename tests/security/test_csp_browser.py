@@ -66,3 +66,44 @@ def test_admin_works_with_both_factors_under_the_policy(operator_device, page, l
     page.goto(f"{live_server.url}/admin/auth/user/")
     page.wait_for_selector("#changelist")
     assert violations(page) == []
+
+
+@pytest.fixture
+def signer_with_documents(alice_actor):
+    # Made before the browser starts (see operator_device).
+    from documents import services
+    from tests.security.conftest import certificate_data, graduate_data
+
+    graduate = services.graduate_create(actor=alice_actor, data=graduate_data())
+    draft = services.document_create_draft(actor=alice_actor, graduate=graduate, data=certificate_data())
+    return alice_actor.user, graduate, draft
+
+
+def test_cabinet_pages_run_their_scripts_under_the_policy(signer_with_documents, page, live_server):
+    from tests.factories import PASSWORD
+
+    user, graduate, draft = signer_with_documents
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/cabinet/**")
+    for path in [
+        "/cabinet/",
+        "/cabinet/graduates/",
+        f"/cabinet/graduates/{graduate.pk}/",
+        f"/cabinet/graduates/{graduate.pk}/documents/new/",
+        f"/cabinet/documents/{draft.pk}/",
+        f"/cabinet/documents/{draft.pk}/edit/",
+        f"/cabinet/documents/{draft.pk}/print/",
+        "/cabinet/imports/",
+        "/verify/",
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        page.wait_for_load_state("load")
+    # The document form's script switches fields by kind.
+    page.goto(f"{live_server.url}/cabinet/graduates/{graduate.pk}/documents/new/")
+    options = page.eval_on_selector_all("#id_kind option", "els => els.map(e => e.value)")
+    for value in options:
+        page.select_option("#id_kind", value)
+    assert violations(page) == []

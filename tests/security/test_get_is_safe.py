@@ -35,7 +35,21 @@ def admin_model_ids(route_name: str) -> list[int]:
     return []
 
 
+def api_client(plaintext: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
 def get_walk_problems(world, client, alice_client, verified_admin_client, only=None) -> tuple[list[str], int]:
+    from institutions.apikeys import api_key_create
+
+    partners = {
+        "issue key": api_client(api_key_create(name="IS", scope="issue", institution=world.school)[1]),
+        "verify key": api_client(api_key_create(name="Admissions", scope="verify")[1]),
+    }
     record_ids = [world.draft.pk, world.issued.pk, world.annulled.pk, world.graduate.pk, world.school.pk]
     words = [world.issued.verification_code, "x"]
     problems, requested = [], 0
@@ -44,9 +58,14 @@ def get_walk_problems(world, client, alice_client, verified_admin_client, only=N
             continue
         is_admin = route.name.startswith("admin:")
         ids = admin_model_ids(route.name) if is_admin else record_ids
-        clients = {"operator": verified_admin_client} if is_admin else {"anonymous": client, "signer": alice_client}
         before = database_fingerprint()
         for url in urls_for(route, ids=ids, words=words):
+            if is_admin:
+                clients = {"operator": verified_admin_client}
+            elif url.startswith("/api/"):
+                clients = {"anonymous": client, **partners}
+            else:
+                clients = {"anonymous": client, "signer": alice_client}
             for who, c in clients.items():
                 requested += 1
                 response = c.get(url)
@@ -76,7 +95,54 @@ def test_the_walk_catches_a_get_that_writes(world, client, alice_client, verifie
 
 def test_the_walk_covers_every_feature_mounted():
     names = {route.name for route in routes()}
-    assert {"home", "verify", "admin:index", "accounts:login", "cabinet:home"} <= names
+    assert {
+        "home",
+        "verify",
+        "verify-code",
+        "admin:index",
+        "accounts:login",
+        "cabinet:home",
+        "cabinet:document_annul",
+        "cabinet:upload",
+        "cabinet:export",
+        "api-document-list",
+        "api-document-annul",
+        "api-verify",
+    } <= names
+
+
+# Endpoints that only change state: GET must be refused outright (405), not
+# answered with a page. (Form pages such as annul or upload answer GET with
+# their form; the walk above proves that changes nothing.)
+POST_ONLY = [
+    ("cabinet:document_issue", "draft"),
+    ("cabinet:document_delete", "draft"),
+    ("accounts:logout", None),
+    ("admin:logout", None),
+    ("set_language", None),
+]
+
+
+@pytest.mark.parametrize(("name", "record"), POST_ONLY)
+def test_state_changing_pages_refuse_get(world, alice_client, verified_admin_client, name, record):
+    from django.urls import reverse
+
+    url = reverse(name, args=[getattr(world, record).pk] if record else [])
+    c = verified_admin_client if name.startswith("admin:") else alice_client
+    before = database_fingerprint()
+    response = c.get(url)
+    assert response.status_code == 405 or (name == "set_language" and response.status_code in (204, 302))
+    assert changed_tables(before, database_fingerprint()) == []
+
+
+def test_api_annul_refuses_get(world):
+    from institutions.apikeys import api_key_create
+
+    issuer = api_client(api_key_create(name="IS", scope="issue", institution=world.school)[1])
+    response = issuer.get(f"/api/v1/documents/{world.issued.pk}/annul/")
+    assert response.status_code == 405
+    world.issued.refresh_from_db()
+    assert world.issued.status == "issued"
 
 
 # Machine-to-machine endpoints authenticate each request by a key, not a cookie, so

@@ -12,6 +12,9 @@ from django.urls.converters import IntConverter, UUIDConverter
 # Tables whose rows a GET may legitimately touch: the session (expiry slides with
 # every request) and axes' access logs.
 VOLATILE_TABLES = {"django_session", "axes_accesslog", "axes_accessattempt", "axes_accessfailurelog"}
+# Columns that bookkeep a read, like the session's expiry: when a partner key was
+# last used (written at most once a minute by institutions/apikeys.py).
+VOLATILE_COLUMNS = {"institutions_apikey": {"last_used_at"}}
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,12 @@ def database_fingerprint() -> dict[str, str]:
             if table in VOLATILE_TABLES or model._meta.proxy or not model._meta.managed:
                 continue
             pk = model._meta.pk.column
-            cursor.execute(f'SELECT * FROM "{table}" ORDER BY "{pk}"')
+            columns = [
+                f'"{f.column}"'
+                for f in model._meta.concrete_fields
+                if f.column not in VOLATILE_COLUMNS.get(table, set())
+            ] or ["1"]
+            cursor.execute(f'SELECT {", ".join(columns)} FROM "{table}" ORDER BY "{pk}"')
             digests[table] = hashlib.sha256(repr(cursor.fetchall()).encode()).hexdigest()
     return digests
 
