@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -532,7 +533,15 @@ def job_issue_drafts(request, pk):
     except DomainError as exc:
         _refuse(request, exc)
     else:
-        messages.success(request, _("%(n)d document(s) have been issued and queued for Gosuslugi.") % {"n": count})
+        messages.success(
+            request,
+            ngettext(
+                "%(n)d document has been issued and queued for Gosuslugi.",
+                "%(n)d documents have been issued and queued for Gosuslugi.",
+                count,
+            )
+            % {"n": count},
+        )
     return redirect("cabinet:job", pk=job.pk)
 
 

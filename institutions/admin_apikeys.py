@@ -7,6 +7,7 @@ lost one revokes it and creates another.
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from institutions.apikeys import api_key_create, api_key_errors, api_key_revoke
 from institutions.models import ApiKey
@@ -86,4 +87,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 self.message_user(request, str(exc.message), messages.ERROR)
                 continue
             count += 1
-        self.message_user(request, _("Revoked %(n)d keys.") % {"n": count}, messages.SUCCESS)
+        self.message_user(
+            request, ngettext("Revoked %(n)d key.", "Revoked %(n)d keys.", count) % {"n": count}, messages.SUCCESS
+        )

@@ -67,6 +67,19 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
+def english_unless_asked(settings):
+    """Run every test in English, the source language, unless the request asks for another.
+
+    The portal falls back to Russian (LANGUAGE_CODE = "ru"); tests compare messages with
+    the English source strings, so rewording a translation never breaks them. Changing
+    the setting also resets the thread's active language (Django's setting_changed
+    handler), so a test that browsed in Russian leaves nothing behind. The Russian UI
+    itself is tested in tests/registry/test_i18n.py, which restores the real default.
+    """
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture(autouse=True)
 def force_login_passes_both_factors(monkeypatch):
     """Make the test client's `force_login` log staff in with both factors.
 

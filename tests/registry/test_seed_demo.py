@@ -36,9 +36,10 @@ def seeded(django_db_setup, django_db_blocker):
     """Seed once for the module inside a transaction rolled back at its end.
 
     Each test runs in a savepoint of it (pytest-django's `db`), as Django's
-    setUpTestData does, so nothing leaks into other modules.
+    setUpTestData does, so nothing leaks into other modules. The module-scoped seed
+    runs before the per-test English default (conftest), so it asks for English itself.
     """
-    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS, LANGUAGE_CODE="en"):
         atomic = transaction.atomic()
         atomic.__enter__()
         try:
