@@ -14,10 +14,11 @@ from django.utils.translation import ngettext
 from documents.delivery import deliveries_retry_now
 from documents.models import Delivery, DeliveryState
 from registry.actors import Actor
+from registry.admin_utils import LargeTableAdminMixin
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(LargeTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "action",

@@ -5,6 +5,7 @@ configuration must stop the process at start, not surface as odd behaviour later
 """
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -28,14 +29,17 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def env_float(name: str, default: float) -> float:
@@ -51,3 +55,32 @@ def env_float(name: str, default: float) -> float:
 def env_list(name: str, default: str = "") -> list[str]:
     raw = os.environ.get(name, default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*([a-z]+)\s*")
+
+
+def env_rate(name: str, default: str, *, periods: frozenset[str]) -> str:
+    """A rate "N/period" (e.g. "30/min"), N positive and the period one of `periods`."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    match = _RATE.fullmatch(raw.lower())
+    if not match or int(match.group(1)) < 1 or match.group(2) not in periods:
+        choices = ", ".join(f"N/{p}" for p in sorted(periods))
+        raise ImproperlyConfigured(f"{name} must be a rate such as 30/min ({choices}), got {raw!r}")
+    return raw.strip()
+
+
+def env_url(name: str, default: str = "", *, schemes: frozenset[str]) -> str:
+    """A URL whose scheme is one of `schemes`; empty means "not set"."""
+    raw = os.environ.get(name, default).strip()
+    if not raw:
+        return ""
+    scheme, sep, _rest = raw.partition("://")
+    if not sep or scheme.lower() not in schemes:
+        raise ImproperlyConfigured(
+            f"{name} must be a URL starting with one of {', '.join(f'{s}://' for s in sorted(schemes))}; "
+            f"got one starting with {raw[:12]!r}"
+        )
+    return raw

@@ -11,9 +11,12 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from registry.env import env_bool, env_float, env_int, env_list, env_str
+from registry.env import env_bool, env_float, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The periods each rate limiter understands (documents/public_views.py, registry/api/throttling.py).
+_VERIFY_PERIODS = frozenset({"s", "sec", "second", "m", "min", "minute", "h", "hour"})
+_API_PERIODS = _VERIFY_PERIODS | {"d", "day"}
 VAR_DIR = Path(env_str("REGISTRY_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
@@ -82,7 +85,7 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL")
+DATABASE_URL = env_url("DATABASE_URL", schemes=frozenset({"postgres", "postgresql", "pgsql", "sqlite"}))
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
@@ -100,7 +103,7 @@ USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_url("REDIS_URL", schemes=frozenset({"redis", "rediss", "unix"}))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -133,7 +136,7 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 # Uploads stream to disk past this size instead of being held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-REGISTRY_MAX_UPLOAD_BYTES = env_int("REGISTRY_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+REGISTRY_MAX_UPLOAD_BYTES = env_int("REGISTRY_MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1)
 # WhiteNoise serves static files from the gunicorn process. The demo serves them
 # straight from the apps' static folders (no collectstatic step); production serves
 # the collected STATIC_ROOT, which `scripts/run_portal.py` fills before starting.
@@ -145,7 +148,9 @@ if WHITENOISE_USE_FINDERS:
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Celery ---------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL", schemes=frozenset({"redis", "rediss", "amqp", "amqps", "pyamqp", "memory"})
+)
 # Without a broker, tasks run eagerly in-process so the embedded portal still
 # delivers end to end.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -180,7 +185,7 @@ REGISTRY_PURGE_BATCH_SIZE = env_int("REGISTRY_PURGE_BATCH_SIZE", 5000)
 REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
 # for a person, too few to enumerate numbers or codes.
-VERIFY_RATE_LIMIT = env_str("VERIFY_RATE_LIMIT", "30/min")
+VERIFY_RATE_LIMIT = env_rate("VERIFY_RATE_LIMIT", "30/min", periods=_VERIFY_PERIODS)
 
 # --- Gosuslugi ------------------------------------------------------------------
 GOSUSLUGI_EMULATOR = env_bool("GOSUSLUGI_EMULATOR", True)
@@ -220,8 +225,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["registry.api.throttling.ApiKeyRateThrottle"],
     # Per partner key, by the key's scope: "N/s", "N/min", "N/hour" or "N/day".
     "DEFAULT_THROTTLE_RATES": {
-        "issue": env_str("REGISTRY_API_RATE_ISSUE", "6000/min"),
-        "verify": env_str("REGISTRY_API_RATE_VERIFY", "60000/min"),
+        "issue": env_rate("REGISTRY_API_RATE_ISSUE", "6000/min", periods=_API_PERIODS),
+        "verify": env_rate("REGISTRY_API_RATE_VERIFY", "60000/min", periods=_API_PERIODS),
     },
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -281,21 +286,21 @@ AUTHENTICATION_BACKENDS = [
 # attacker from locking a real user out of their own office.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_VERBOSE = False
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "registry.login_protection.lockout_response"
 # Behind N reverse proxies the client address is the N-th from the right of
 # X-Forwarded-For; 0 trusts no header (REMOTE_ADDR).
-AXES_IPWARE_PROXY_COUNT = env_int("REGISTRY_PROXY_COUNT", 0) or None
+AXES_IPWARE_PROXY_COUNT = env_int("REGISTRY_PROXY_COUNT", 0, minimum=0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
 
 # Sessions end after SESSION_COOKIE_AGE seconds of inactivity: every request
 # pushes the expiry forward.
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 30 * 60)
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 30 * 60, minimum=60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -307,9 +312,9 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # XLSX archives are checked before parsing (registry/uploads.py): a file over these
 # is refused as a zip bomb. Real workbooks have a dozen parts compressing 5-20x.
-REGISTRY_XLSX_MAX_MEMBERS = env_int("REGISTRY_XLSX_MAX_MEMBERS", 1000)
-REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES = env_int("REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024)
-REGISTRY_XLSX_MAX_RATIO = env_int("REGISTRY_XLSX_MAX_RATIO", 200)
+REGISTRY_XLSX_MAX_MEMBERS = env_int("REGISTRY_XLSX_MAX_MEMBERS", 1000, minimum=1)
+REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES = env_int("REGISTRY_XLSX_MAX_UNCOMPRESSED_BYTES", 256 * 1024 * 1024, minimum=1)
+REGISTRY_XLSX_MAX_RATIO = env_int("REGISTRY_XLSX_MAX_RATIO", 200, minimum=1)
 
 # Two-factor: TOTP devices are named after the portal in authenticator apps.
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Education documents registry")
@@ -339,7 +344,7 @@ if not DEBUG and not DEMO_MODE:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # The health check is probed over plain HTTP by the load balancer.
     SECURE_REDIRECT_EXEMPT = [r"^health/$"]
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -17,3 +17,7 @@ urlpatterns = [
 
 if settings.GOSUSLUGI_EMULATOR:
     urlpatterns.append(path("gosuslugi-emulator/", include("documents.emulator_urls")))
+
+# 400, 403 (and the CSRF failure page) and 404 use Django's handlers with the
+# portal's templates; the 500 page needs its own view (see registry/views.py).
+handler500 = "registry.views.server_error"

@@ -17,7 +17,15 @@ from registry.csv_safe import FORMULA_PREFIXES as FORMULA_STARTS
 from registry.errors import ValidationFailed
 from tests.factories import make_snils
 from tests.security.conftest import certificate_data, graduate_data
-from tests.security.hostile import ACCEPTED, ATTRIBUTE_BREAKER, FORMULAS, REFUSED, SCRIPT, assert_escaped
+from tests.security.hostile import (
+    ACCEPTED,
+    ATTRIBUTE_BREAKER,
+    FORMULAS,
+    RAW_MARKUP,
+    REFUSED,
+    SCRIPT,
+    assert_escaped,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -517,3 +525,47 @@ def test_the_exports_use_the_one_neutralising_function():
 
     assert imports.neutralize is neutralise_formula
     assert exports.neutralize is neutralise_formula
+
+
+# --- Names typed by operators ------------------------------------------------------
+
+
+def test_hostile_institution_names_are_escaped_wherever_they_are_shown(
+    world, alice_actor, alice_client, verified_admin_client
+):
+    """An institution's names come from the admin; they reach the cabinet, the
+    printable view, the public verification page, the admin and the dashboard."""
+    from django.test import Client
+
+    from documents.models import Delivery, DeliveryState
+    from institutions.models import Institution
+
+    Institution.objects.filter(pk=world.school.pk).update(short_name=SCRIPT, full_name=ATTRIBUTE_BREAKER + SCRIPT)
+    alice_actor.institution.refresh_from_db()
+    # Signed after the renaming, so the signed form (the verification page) carries the names too.
+    document = services.document_create_and_issue(
+        actor=alice_actor,
+        graduate_data=graduate_data(snils=make_snils(41)),
+        data=certificate_data(number="52345678901234"),
+    )
+    experiment = document.experiment
+    # The dashboard names institutions with failed deliveries.
+    Delivery.objects.filter(document=document).update(state=DeliveryState.FAILED)
+    pages = [
+        (alice_client, reverse("cabinet:home")),
+        (alice_client, reverse("cabinet:document", args=[document.pk])),
+        (alice_client, reverse("cabinet:document_print", args=[document.pk])),
+        (Client(), reverse("verify-code", args=[document.verification_code])),
+        (verified_admin_client, reverse("admin:institutions_institution_changelist")),
+        (verified_admin_client, reverse("admin:institutions_institution_change", args=[world.school.pk])),
+        (verified_admin_client, reverse("admin:documents_document_changelist")),
+        (verified_admin_client, reverse("admin:experiment_participation_changelist")),
+        (verified_admin_client, reverse("admin:experiment_experiment_dashboard") + f"?year={experiment.year}"),
+    ]
+    for client, url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        for raw in RAW_MARKUP:
+            assert raw not in html, f"raw markup {raw!r} on {url}"
+        assert "&lt;script&gt;" in html, f"the name is not shown on {url}"

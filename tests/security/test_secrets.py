@@ -22,7 +22,7 @@ SECRETS = ["SECRET_KEY", "REGISTRY_MASTER_KEY"]
 
 TOKEN = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 HEX = re.compile(r"[0-9a-fA-F]+")
-SETTING_READ = re.compile(r"""env_(?:str|bool|int|float|list)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
+SETTING_READ = re.compile(r"""env_[a-z]+\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 
 
 def repository_files() -> list[Path]:

@@ -147,3 +147,45 @@ def test_demo_mode_says_so_on_every_page(client, settings, url):
     assert banner in client.get(url).content.decode()
     settings.DEMO_MODE = False
     assert banner not in client.get(url).content.decode()
+
+
+ERROR_PAGES = [
+    ("/no-such-page/", 404),
+    ("/test-errors/403/", 403),
+    ("/test-errors/400/", 400),
+    ("/test-errors/500/", 500),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("demo", [True, False])
+@pytest.mark.parametrize(("url", "status"), ERROR_PAGES)
+def test_error_pages_are_the_portals_own_under_the_csp(settings, url, status, demo):
+    from django.test import Client
+
+    settings.ROOT_URLCONF = "tests.security.error_urls"
+    settings.DEBUG = False
+    settings.DEMO_MODE = demo
+    response = Client(raise_request_exception=False).get(url)
+    assert response.status_code == status
+    page = response.content.decode()
+    assert 'href="/static/css/portal.css"' in page
+    assert ("demo-banner" in page) is demo
+    assert csp_problems(response) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("demo", [True, False])
+def test_csrf_failure_page_has_no_inline_style_and_says_what_to_do(settings, alice, demo):
+    from django.test import Client
+
+    settings.DEMO_MODE = demo
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(reverse("accounts:logout"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert csp_problems(response) == []
+    assert "<style" not in page
+    assert ("demo-banner" in page) is demo
+    assert "security token" in page or "токен" in page
