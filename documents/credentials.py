@@ -348,10 +348,11 @@ def unsigned_credential_for(document) -> dict:
         "name": label,
         "achievementType": _BACHELOR_LIKE.get(kind) or _ACHIEVEMENT_TYPE.get(rule.family if rule else "", "Award"),
         "criteria": {"narrative": label},
+        # Required by OB 3.0 (Achievement.description, 1..1).
+        "description": programme.get("name") or label,
     }
     if programme.get("name"):
         achievement["fieldOfStudy"] = programme["name"]
-        achievement["description"] = programme["name"]
     if programme.get("code"):
         achievement["humanCode"] = programme["code"]
     if payload.get("qualification"):

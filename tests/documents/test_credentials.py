@@ -286,3 +286,52 @@ def test_draft_has_no_credential(alice_actor):
 def test_vectors_are_json_canonical_inputs():
     # The JCS vector's canonical document is what the reference package makes too.
     assert rfc8785.dumps(load_json(JCS / "unsigned.json")).decode() == read(JCS / "canonDocJCS.txt")
+
+
+@pytest.mark.django_db
+def test_credentials_never_fetch_a_context_or_touch_the_network(alice_actor, monkeypatch):
+    """pyld's own loader (which would fetch over HTTP) is never used, and no socket leaves the host."""
+    import socket
+
+    fetched = []
+
+    def forbidden_loader(url, options=None):
+        fetched.append(url)
+        raise AssertionError(f"pyld's default loader asked for {url}")
+
+    real_connect = socket.socket.connect
+
+    def local_only(sock, address):
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"network access to {address}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(jsonld, "_default_document_loader", forbidden_loader)
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+    # The trap is live: a normalisation without our loader falls into it.
+    with pytest.raises(jsonld.JsonLdError):
+        jsonld.normalize({"@context": "https://example.org/ctx", "x": 1}, {"algorithm": "URDNA2015"})
+    assert fetched == ["https://example.org/ctx"]
+    fetched.clear()
+
+    document = issue(alice_actor)
+    services.document_annul(actor=alice_actor, document=document, reason="Выдан ошибочно")
+    credential = credential_for(reload(document))
+    status_list = credentials.status_list_credential()
+    assert fetched == []
+    key = reload(document).signing_key
+    assert credentials.proof_is_valid(credential, Ed25519PublicKey.from_public_bytes(bytes(key.public_key)))
+    assert credentials.proof_is_valid(status_list, credentials.registry_private_key().public_key())
+    assert fetched == []
+
+
+@pytest.mark.django_db
+def test_achievement_has_every_field_open_badges_requires(alice_actor):
+    """OB 3.0 Achievement: id, type, criteria, description, name; the credential: name, issuer, validFrom."""
+    credential = credential_for(issue(alice_actor))
+    achievement = credential["credentialSubject"]["achievement"]
+    for field in ("id", "type", "criteria", "description", "name"):
+        assert achievement.get(field), field
+    assert achievement["criteria"].get("narrative") or achievement["criteria"].get("id")
+    assert credential["name"] and credential["issuer"]["id"] and credential["validFrom"]
+    assert "Profile" in credential["issuer"]["type"]
