@@ -2,6 +2,8 @@
 
 import datetime as dt
 import json
+import os
+import re
 import uuid
 
 import pytest
@@ -148,6 +150,19 @@ def test_unknown_and_purged_codes_are_not_found(alice_actor):
     assert verify_by_code(code="nope").status == S.NOT_FOUND
     Document.objects.filter(pk=document.pk).delete()
     assert verify_by_code(code=code).status == S.NOT_FOUND
+
+
+def test_codes_are_random_and_not_derived_from_the_document(alice_actor):
+    documents = [issue(alice_actor) for _ in range(3)]
+    codes = [d.verification_code for d in documents]
+    assert len(set(codes)) == 3
+    for document in documents:
+        code = document.verification_code
+        # 128 random bits as base64url: 22 characters, nothing of the number or id in it.
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", code)
+        assert document.number not in code and document.number[-6:] not in code and str(document.pk) != code
+    # Neighbouring documents' codes share no common prefix worth guessing from.
+    assert len(os.path.commonprefix(codes)) < 4
 
 
 def test_draft_is_not_found(alice_actor):
