@@ -24,7 +24,7 @@ from pyld.context_resolver import ContextResolver
 from documents import credentials, services
 from documents.credentials import ContextNotAllowed, credential_for, did_document
 from documents.jcs import canonicalize
-from institutions.keys import signing_key_revoke, signing_key_rotate
+from institutions.keys import signing_key_current, signing_key_revoke, signing_key_rotate
 from tests.documents.issuing import SNILS_DIGITS, SNILS_FORMATTED, issue, reload
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -335,3 +335,30 @@ def test_achievement_has_every_field_open_badges_requires(alice_actor):
     assert achievement["criteria"].get("narrative") or achievement["criteria"].get("id")
     assert credential["name"] and credential["issuer"]["id"] and credential["validFrom"]
     assert "Profile" in credential["issuer"]["type"]
+
+
+@pytest.mark.django_db
+def test_no_fresh_credential_for_an_untrusted_signature(alice_actor, school):
+    """A credential is proven with today's key; it must not launder an altered or compromised record."""
+    import datetime as dt
+
+    from documents.models import Document
+    from registry.errors import Conflict
+
+    altered = issue(alice_actor)
+    Document.objects.filter(pk=altered.pk).update(signed_payload={**altered.signed_payload, "number": "77999999999999"})
+    with pytest.raises(Conflict):
+        credential_for(reload(altered))
+
+    compromised = issue(alice_actor)
+    signing_key_revoke(key=compromised.signing_key, compromised_from=compromised.signed_at - dt.timedelta(minutes=1))
+    with pytest.raises(Conflict):
+        credential_for(reload(compromised))
+
+    # Signed before the compromise moment: still trusted, proven with the institution's new key.
+    earlier = issue(alice_actor)
+    signing_key_revoke(key=earlier.signing_key)  # compromised from now on
+    credential = credential_for(reload(earlier))
+    current = signing_key_current(institution=school)
+    assert current.pk != earlier.signing_key_id
+    assert credential["proof"]["verificationMethod"].endswith("#" + current.kid)
