@@ -442,7 +442,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         summary=_("The W3C Verifiable Credential 2.0"),
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description=_("A W3C Verifiable Credential 2.0 (JSON-LD).")),
-            **_issue_key_errors(400),
+            **_issue_key_errors(400, 409),
         },
     )
     @action(detail=True, methods=["get"])

@@ -29,12 +29,14 @@ from django.core.cache import cache
 from django.db.models import Count, Max
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from pyld import jsonld
 from pyld.context_resolver import ContextResolver
 
 from documents.kinds import RULES, DocumentKind, Family
 from documents.models import Document, DocumentStatus
 from documents.status_list import encode_bitstring
+from documents.verification import VerificationStatus, verify_document
 from institutions.keys import (
     keys_published,
     private_key_for,
@@ -42,6 +44,7 @@ from institutions.keys import (
     signing_key_current,
 )
 from registry.crypto import subkey
+from registry.errors import Conflict
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -348,10 +351,11 @@ def unsigned_credential_for(document) -> dict:
         "name": label,
         "achievementType": _BACHELOR_LIKE.get(kind) or _ACHIEVEMENT_TYPE.get(rule.family if rule else "", "Award"),
         "criteria": {"narrative": label},
+        # Required by OB 3.0 (Achievement.description, 1..1).
+        "description": programme.get("name") or label,
     }
     if programme.get("name"):
         achievement["fieldOfStudy"] = programme["name"]
-        achievement["description"] = programme["name"]
     if programme.get("code"):
         achievement["humanCode"] = programme["code"]
     if payload.get("qualification"):
@@ -410,6 +414,14 @@ def credential_for(document) -> dict:
     """
     if document.status == DocumentStatus.DRAFT or not document.signed_payload:
         raise ValueError("a draft has no credential")
+    # The proof is made afresh with today's key: it must not lend a new, valid
+    # signature to a record whose own signature no longer holds (altered, or made
+    # with a key declared compromised).
+    if verify_document(document).status in (VerificationStatus.SIGNATURE_INVALID, VerificationStatus.KEY_REVOKED):
+        raise Conflict(
+            _("The document's signature cannot be trusted, so no credential is issued for it."),
+            code="signature_untrusted",
+        )
     key = signing_key_current(institution=document.institution)
     return add_proof(
         unsigned_credential_for(document),

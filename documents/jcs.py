@@ -46,7 +46,17 @@ _DIGITS = frozenset(b"0123456789")
 # What precedes a number in orjson's compact output: an object value, an array
 # element, or (after a minus sign) either of those.
 _VALUE_START = frozenset(b":,[-")
-_POINT, _PLUS, _MINUS, _E = b".+-e"
+_POINT, _PLUS = b".", 0x2B
+_EXP_PLUS, _EXP_MINUS = b"e+", b"e-"
+
+
+def _exponent_after_digit(out: bytes, exponent: bytes) -> bool:
+    i = out.find(exponent)
+    while i != -1:
+        if i and out[i - 1] in _DIGITS:
+            return True
+        i = out.find(exponent, i + 2)
+    return False
 
 
 def _may_hold_float(out: bytes) -> bool:
@@ -54,8 +64,14 @@ def _may_hold_float(out: bytes) -> bool:
 
     Every float orjson writes has a decimal point after a digit run that starts a
     value, or an exponent "<digit>e+" / "<digit>e-". Inside strings the same bytes
-    raise a false alarm at worst.
+    raise a false alarm at worst. Searches go through C (memchr for one byte):
+    a payload holds many "-" (dates, codes), so the exponents are looked for as
+    two-byte sequences, and "e+" only when there is a "+" at all.
     """
+    if _PLUS in out and _exponent_after_digit(out, _EXP_PLUS):
+        return True
+    if _exponent_after_digit(out, _EXP_MINUS):
+        return True
     i = out.find(_POINT)
     while i != -1:
         j = i
@@ -64,12 +80,6 @@ def _may_hold_float(out: bytes) -> bool:
         if j < i and (j == 0 or out[j - 1] in _VALUE_START):
             return True
         i = out.find(_POINT, i + 1)
-    for sign in (_PLUS, _MINUS):
-        i = out.find(sign)
-        while i != -1:
-            if i >= 2 and out[i - 1] == _E and out[i - 2] in _DIGITS:
-                return True
-            i = out.find(sign, i + 1)
     return False
 
 

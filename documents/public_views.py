@@ -1,6 +1,6 @@
 """Public pages and documents: verification (no login), JWKS, DIDs, the status list.
 
-Every verification query counts against a per-client-IP window
+Every verification query counts against a per-client-IP sliding window
 (`VERIFY_RATE_LIMIT`, e.g. "30/min"), so nobody can walk the space of numbers or
 codes; the blank form does not count. Answers are never cached by browsers or
 proxies: a document's status can change at any moment.
@@ -44,19 +44,26 @@ def client_ip(request) -> str:
 def verify_rate_limited(request) -> bool:
     """Count one verification query for the client; True when over the limit.
 
-    A fixed window in the shared cache (Redis in production): one atomic
-    increment per query, and the window's key expires with it.
+    A sliding window over the shared cache (Redis in production): the count of
+    the current fixed window plus the previous window's count weighted by how
+    much of it the sliding window still covers. Unlike a bare fixed window, a
+    client cannot make twice the limit by straddling a window's end. One atomic
+    increment and one read per query; each window's key expires by itself.
     """
     limit, period = parse_rate(settings.VERIFY_RATE_LIMIT)
-    window = int(time.time() // period)
-    key = f"verify-rate:{client_ip(request)}:{period}:{window}"
-    cache.add(key, 0, timeout=period + 1)
+    now = time.time()
+    window = int(now // period)
+    prefix = f"verify-rate:{client_ip(request)}:{limit}/{period}:"
+    key = f"{prefix}{window}"
+    cache.add(key, 0, timeout=2 * period + 1)
     try:
         count = cache.incr(key)
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=period + 1)
+        cache.set(key, 1, timeout=2 * period + 1)
         count = 1
-    return count > limit
+    previous = cache.get(f"{prefix}{window - 1}", 0)
+    elapsed = (now - window * period) / period
+    return count + previous * (1 - elapsed) > limit
 
 
 def _limited(request):

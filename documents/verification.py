@@ -211,6 +211,13 @@ def _judge(document: Document, *, payload: dict | None = None, signature: str | 
     return result
 
 
+def verify_document(document: Document) -> Verification:
+    """Return the verdict for a registry document the caller already holds."""
+    if document.status not in _SHOWN:
+        return Verification(status=VerificationStatus.NOT_FOUND)
+    return _judge(document)
+
+
 def verify_by_code(*, code: str) -> Verification:
     """Verify the document behind a QR code; unknown or purged codes give NOT_FOUND."""
     code = (code or "").strip()

@@ -28,20 +28,37 @@ _NONCE_BYTES = 12
 
 @functools.cache
 def master_key() -> bytes:
-    """Return the 32-byte master key; in demo/debug mode create a local one once."""
+    """Return the 32-byte master key; in demo/debug mode create a local one once.
+
+    Production settings refuse to start without REGISTRY_MASTER_KEY. Without it
+    (demo or debug mode) the key lives in VAR_DIR/master.key, created on first
+    need; every process that uses it says so in its log, since data encrypted
+    under it is only as safe as that file.
+    """
     raw = settings.REGISTRY_MASTER_KEY
     if not raw:
         path = settings.VAR_DIR / "master.key"
-        if not path.exists():
+        created = False
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # made earlier, or by a concurrent process
+        else:
             with os.fdopen(fd, "w") as fh:
                 fh.write(base64.b64encode(secrets.token_bytes(32)).decode())
-            logger.warning(
-                "REGISTRY_MASTER_KEY is not set: created a local demo key at %s. Never use it for real data.",
-                path,
-            )
+            created = True
+        logger.warning(
+            "REGISTRY_MASTER_KEY is not set: %s the local demo key at %s. Never use it for real data.",
+            "created" if created else "using",
+            path,
+        )
         raw = path.read_text().strip()
+    return master_key_decode(raw)
+
+
+def master_key_decode(raw: str) -> bytes:
+    """Decode REGISTRY_MASTER_KEY (base64 of 32 bytes); raise ImproperlyConfigured otherwise."""
     try:
         key = base64.b64decode(raw, validate=True)
     except ValueError:

@@ -175,6 +175,11 @@ if not REGISTRY_MASTER_KEY and not (DEBUG or DEMO_MODE):
         "REGISTRY_MASTER_KEY must be set in production: "
         "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
     )
+if REGISTRY_MASTER_KEY:
+    # A malformed key must stop the start, not the first signature hours later.
+    from registry.crypto import master_key_decode
+
+    master_key_decode(REGISTRY_MASTER_KEY)
 # Regular (non-experimental, legally valid) documents from institutions in no
 # running experiment. Off by default in production: the registry is in test mode
 # and switching it into full operation is a deliberate decision. On in the demo,

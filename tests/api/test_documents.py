@@ -284,3 +284,10 @@ def test_credential_is_a_verifiable_credential_2_0(issuer, alice_actor):
 def test_draft_has_no_credential(issuer, school):
     draft = DocumentFactory(graduate=GraduateFactory(institution=school))
     assert_error_shape(issuer.get(f"{URL}{draft.pk}/credential/"), 404, "not_signed")
+
+
+def test_no_credential_for_a_tampered_document(issuer, alice_actor):
+    document = issue(alice_actor, 1)
+    Document.objects.filter(pk=document.pk).update(signed_payload={**document.signed_payload, "number": "1"})
+    body = assert_error_shape(issuer.get(f"{URL}{document.pk}/credential/"), 409, "signature_untrusted")
+    assert "signature" in body["detail"]

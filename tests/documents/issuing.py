@@ -2,6 +2,7 @@
 
 import datetime as dt
 import itertools
+import secrets
 
 import pytest
 
@@ -53,12 +54,14 @@ def reload(document) -> Document:
     return Document.objects.select_related("institution", "graduate", "signing_key", "experiment").get(pk=document.pk)
 
 
-_ips = itertools.count(1)
-
-
 @pytest.fixture
 def fresh_ip(client):
-    """Give the test client its own address, so verification rate limits never leak between tests."""
-    n = next(_ips)
+    """Give the test client its own address, so verification rate limits never leak between tests.
+
+    Random, not counted: the counters live in Redis when REDIS_URL is set, shared
+    by the xdist workers and kept between runs, so a per-process counter would
+    hand two workers (or two runs a minute apart) the same address.
+    """
+    n = secrets.randbits(24)
     client.defaults["REMOTE_ADDR"] = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
     return client.defaults["REMOTE_ADDR"]

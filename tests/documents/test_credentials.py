@@ -24,7 +24,7 @@ from pyld.context_resolver import ContextResolver
 from documents import credentials, services
 from documents.credentials import ContextNotAllowed, credential_for, did_document
 from documents.jcs import canonicalize
-from institutions.keys import signing_key_revoke, signing_key_rotate
+from institutions.keys import signing_key_current, signing_key_revoke, signing_key_rotate
 from tests.documents.issuing import SNILS_DIGITS, SNILS_FORMATTED, issue, reload
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -286,3 +286,79 @@ def test_draft_has_no_credential(alice_actor):
 def test_vectors_are_json_canonical_inputs():
     # The JCS vector's canonical document is what the reference package makes too.
     assert rfc8785.dumps(load_json(JCS / "unsigned.json")).decode() == read(JCS / "canonDocJCS.txt")
+
+
+@pytest.mark.django_db
+def test_credentials_never_fetch_a_context_or_touch_the_network(alice_actor, monkeypatch):
+    """pyld's own loader (which would fetch over HTTP) is never used, and no socket leaves the host."""
+    import socket
+
+    fetched = []
+
+    def forbidden_loader(url, options=None):
+        fetched.append(url)
+        raise AssertionError(f"pyld's default loader asked for {url}")
+
+    real_connect = socket.socket.connect
+
+    def local_only(sock, address):
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"network access to {address}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(jsonld, "_default_document_loader", forbidden_loader)
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+    # The trap is live: a normalisation without our loader falls into it.
+    with pytest.raises(jsonld.JsonLdError):
+        jsonld.normalize({"@context": "https://example.org/ctx", "x": 1}, {"algorithm": "URDNA2015"})
+    assert fetched == ["https://example.org/ctx"]
+    fetched.clear()
+
+    document = issue(alice_actor)
+    services.document_annul(actor=alice_actor, document=document, reason="Выдан ошибочно")
+    credential = credential_for(reload(document))
+    status_list = credentials.status_list_credential()
+    assert fetched == []
+    key = reload(document).signing_key
+    assert credentials.proof_is_valid(credential, Ed25519PublicKey.from_public_bytes(bytes(key.public_key)))
+    assert credentials.proof_is_valid(status_list, credentials.registry_private_key().public_key())
+    assert fetched == []
+
+
+@pytest.mark.django_db
+def test_achievement_has_every_field_open_badges_requires(alice_actor):
+    """OB 3.0 Achievement: id, type, criteria, description, name; the credential: name, issuer, validFrom."""
+    credential = credential_for(issue(alice_actor))
+    achievement = credential["credentialSubject"]["achievement"]
+    for field in ("id", "type", "criteria", "description", "name"):
+        assert achievement.get(field), field
+    assert achievement["criteria"].get("narrative") or achievement["criteria"].get("id")
+    assert credential["name"] and credential["issuer"]["id"] and credential["validFrom"]
+    assert "Profile" in credential["issuer"]["type"]
+
+
+@pytest.mark.django_db
+def test_no_fresh_credential_for_an_untrusted_signature(alice_actor, school):
+    """A credential is proven with today's key; it must not launder an altered or compromised record."""
+    import datetime as dt
+
+    from documents.models import Document
+    from registry.errors import Conflict
+
+    altered = issue(alice_actor)
+    Document.objects.filter(pk=altered.pk).update(signed_payload={**altered.signed_payload, "number": "77999999999999"})
+    with pytest.raises(Conflict):
+        credential_for(reload(altered))
+
+    compromised = issue(alice_actor)
+    signing_key_revoke(key=compromised.signing_key, compromised_from=compromised.signed_at - dt.timedelta(minutes=1))
+    with pytest.raises(Conflict):
+        credential_for(reload(compromised))
+
+    # Signed before the compromise moment: still trusted, proven with the institution's new key.
+    earlier = issue(alice_actor)
+    signing_key_revoke(key=earlier.signing_key)  # compromised from now on
+    credential = credential_for(reload(earlier))
+    current = signing_key_current(institution=school)
+    assert current.pk != earlier.signing_key_id
+    assert credential["proof"]["verificationMethod"].endswith("#" + current.kid)

@@ -127,3 +127,35 @@ def test_other_chains_are_unaffected(chain, charlie_actor, other_school):
     Event.objects.filter(pk=events(chain)[1].pk).update(object_id=424242)
     faults = {r.chain: r.fault for r in history_verify()}
     assert faults[chain] is not None and faults[chain_for(other_school.pk)] is None
+
+
+def test_events_carry_no_personal_data(alice_actor, school):
+    """Events outlive the purge, so none may hold a name, birth date, SNILS or free text."""
+    import json
+
+    from documents import services
+    from documents.models import Graduate
+    from tests.documents.issuing import SNILS_DIGITS, SNILS_FORMATTED, certificate_data, graduate_data, reload
+
+    first = issue(alice_actor)
+    graduate = Graduate.objects.get(pk=first.graduate_id)
+    services.graduate_update(actor=alice_actor, graduate=graduate, data=graduate_data(last_name="Ёлкина-Иванова"))
+    services.document_annul(actor=alice_actor, document=reload(first), reason="Ошибка в фамилии Ёлкина")
+    second = issue(alice_actor, graduate=graduate)
+    services.document_issue_duplicate(actor=alice_actor, original=reload(second), data=certificate_data())
+    rows = list(Event.objects.filter(chain=chain_for(school.pk)).values())
+    assert {"graduate.created", "graduate.updated", "document.issued", "document.annulled"} <= {
+        r["action"] for r in rows
+    }
+    text = json.dumps(rows, default=str, ensure_ascii=False)
+    personal = [
+        "Ёлкина",
+        "Анна",
+        "Петровна",
+        "2007-03-01",
+        "01.03.2007",
+        SNILS_DIGITS,
+        SNILS_FORMATTED,
+        "Ошибка в фамилии",
+    ]
+    assert [value for value in personal if value in text] == []

@@ -46,6 +46,9 @@ CORPUS = [
     {"b": 1, "a": 2, "A": 3, "é": 4, "€": 5, "\ue000": 6, "\U0001f600": 7, "\U00010000": 8, "": 9},
     {"emoji in values": "Ёжик 😀", "date": "2007-05-17", "code": "ab-1e-5.x", "programme": "09.03.01"},
     {"a:1.5": "b,2e+3", "x": "[3.5]"},
+    # Exponent-only floats (no decimal point) behind strings full of "e-" and "e+".
+    {"s": "date-2e-3 code-e-", "v": [1e-7, 5e-324, -4e-10], "w": {"n": 3e-8}},
+    {"s": "a+b e+ 1e+", "v": [1e22, -2e30], "w": [[7e100]]},
     [],
     {},
     "строка",

@@ -6,6 +6,9 @@ package, never the project's own verify function.
 
 import base64
 import datetime as dt
+import hashlib
+import json
+import re
 
 import pytest
 import rfc8785
@@ -181,3 +184,94 @@ def test_private_key_is_stored_encrypted_and_bound_to_its_row(school, other_scho
     # A ciphertext moved to another row does not decrypt: the kid is associated data.
     with pytest.raises(InvalidTag):
         _private_key(other.kid, stored)
+
+
+# --- the contract, end to end -----------------------------------------------------
+
+JWK_FIELDS = {"kty", "crv", "x", "kid", "institution_inn", "not_before", "not_after"}
+
+
+def test_signed_endpoint_and_jwks_follow_the_contract_and_verify_independently(client, alice_actor, school):
+    """GET /api/v1/documents/{id}/signed/ and /.well-known/jwks.json, field by field
+    against CONTRACTS "Signed document", then checked with rfc8785 + cryptography only."""
+    from rest_framework.test import APIClient
+
+    from institutions.apikeys import api_key_create
+
+    document = issue(alice_actor)
+    _, plaintext = api_key_create(name="School IS", scope="issue", institution=school)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    response = api.get(f"/api/v1/documents/{document.pk}/signed/")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/json")
+    form = json.loads(response.content)
+    assert list(form) == ["payload", "alg", "kid", "signature"]
+    assert form["alg"] == "Ed25519" and form["kid"] == document.signing_key.kid
+    assert re.fullmatch(r"[A-Za-z0-9_-]{86}", form["signature"])  # 64 bytes, base64url, no padding
+    payload = form["payload"]
+    assert set(payload) >= REQUIRED_PAYLOAD_FIELDS
+    assert payload["id"] == document.pk
+    assert (payload["kind"], payload["series"], payload["number"]) == (document.kind, document.series, document.number)
+    assert payload["registration_number"] == document.registration_number
+    assert payload["issued_on"] == document.issued_on.isoformat()
+    assert payload["institution"] == {"inn": school.inn, "ogrn": school.ogrn, "name": school.full_name}
+    graduate = document.graduate
+    assert payload["holder"] == {
+        "last_name": graduate.last_name,
+        "first_name": graduate.first_name,
+        "middle_name": graduate.middle_name,
+        "birth_date": graduate.birth_date.isoformat(),
+    }
+    assert payload["experiment"] == document.experiment.year and payload["legal_force"] is False
+    text = response.content.decode()
+    assert SNILS_DIGITS not in text and SNILS_FORMATTED not in text and "snils" not in text.lower()
+
+    jwks_response = client.get("/.well-known/jwks.json")
+    assert jwks_response.status_code == 200
+    jwks = json.loads(jwks_response.content)
+    assert list(jwks) == ["keys"]
+    (jwk,) = [k for k in jwks["keys"] if k["kid"] == form["kid"]]
+    assert set(jwk) >= JWK_FIELDS
+    assert (jwk["kty"], jwk["crv"], jwk["institution_inn"], jwk["not_after"]) == ("OKP", "Ed25519", school.inn, None)
+    assert dt.datetime.fromisoformat(jwk["not_before"]) <= document.signed_at
+    public = Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
+    public.verify(b64url_decode(form["signature"]), rfc8785.dumps(payload))
+    tampered = {**payload, "holder": {**payload["holder"], "last_name": "Иванова"}}
+    with pytest.raises(InvalidSignature):
+        public.verify(b64url_decode(form["signature"]), rfc8785.dumps(tampered))
+
+
+def test_key_is_created_on_first_need(alice_actor, school):
+    assert not SigningKey.objects.filter(institution=school).exists()
+    first = issue(alice_actor)
+    (key,) = SigningKey.objects.filter(institution=school)
+    second = issue(alice_actor)
+    assert first.signing_key_id == second.signing_key_id == key.pk
+    assert key.not_after is None and key.revoked_at is None
+
+
+def test_snils_is_stored_encrypted_with_a_keyed_hash(alice_actor):
+    from django.db import connection
+
+    from documents.models import Graduate
+    from documents.pii import snils_lookup_hash
+
+    document = issue(alice_actor)
+    graduate = Graduate.objects.get(pk=document.graduate_id)
+    assert graduate.snils == SNILS_DIGITS  # decrypts back
+    # No column of the row, read raw from the database, holds the SNILS in clear.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {Graduate._meta.db_table} WHERE id = %s", [graduate.pk])
+        row = cursor.fetchone()
+    for value in row:
+        raw = bytes(value) if isinstance(value, memoryview | bytes) else str(value).encode()
+        assert SNILS_DIGITS.encode() not in raw and SNILS_DIGITS[:9].encode() not in raw
+    # The look-up hash is keyed (HMAC under the master key), not a bare digest an
+    # attacker could rebuild for all 10^9 SNILS.
+    assert graduate.snils_hash == snils_lookup_hash(SNILS_FORMATTED) == snils_lookup_hash(SNILS_DIGITS)
+    for digest in (hashlib.sha256, hashlib.sha1, hashlib.md5):
+        assert graduate.snils_hash != digest(SNILS_DIGITS.encode()).hexdigest()
+    # The ciphertext is randomised: the same SNILS encrypts differently each time.
+    from documents.pii import snils_encrypt
+
+    assert snils_encrypt(SNILS_DIGITS) != snils_encrypt(SNILS_DIGITS)

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 import uuid
 
 import pytest
@@ -150,6 +151,20 @@ def test_unknown_and_purged_codes_are_not_found(alice_actor):
     assert verify_by_code(code=code).status == S.NOT_FOUND
 
 
+def test_codes_are_random_and_not_derived_from_the_document(alice_actor):
+    documents = [issue(alice_actor) for _ in range(3)]
+    codes = [d.verification_code for d in documents]
+    assert len(set(codes)) == 3
+    for document in documents:
+        code = document.verification_code
+        # 128 random bits as base64url: 22 characters, nothing of the number or id in it.
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", code)
+        assert document.number not in code and document.number[-6:] not in code and str(document.pk) != code
+    # Neighbouring documents' codes share no common prefix worth guessing from.
+    shared_prefix = next((i for i, chars in enumerate(zip(*codes, strict=True)) if len(set(chars)) > 1), len(codes[0]))
+    assert shared_prefix < 4
+
+
 def test_draft_is_not_found(alice_actor):
     graduate = services.graduate_find_or_create(actor=alice_actor, data=graduate_data())
     draft = services.document_create_draft(actor=alice_actor, graduate=graduate, data=certificate_data())
@@ -291,10 +306,34 @@ def test_enumeration_limit_returns_429_with_message(client):
 
 @override_settings(VERIFY_RATE_LIMIT="3/min")
 def test_limit_is_per_client(client):
+    mine = client.defaults["REMOTE_ADDR"]  # set by the module's fresh_ip fixture
     for i in range(4):
-        client.get(f"/verify/guess-{i}/", REMOTE_ADDR="192.0.2.10")
-    assert client.get("/verify/guess-x/", REMOTE_ADDR="192.0.2.10").status_code == 429
-    assert client.get("/verify/guess-x/", REMOTE_ADDR="192.0.2.11").status_code == 200
+        client.get(f"/verify/guess-{i}/")
+    assert client.get("/verify/guess-x/").status_code == 429
+    other = "192.0.2." + str(int(mine.rsplit(".", 1)[1]) % 250 + 1)  # TEST-NET-1, never a fresh_ip
+    assert client.get("/verify/guess-x/", REMOTE_ADDR=other).status_code == 200
+
+
+class _Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@override_settings(VERIFY_RATE_LIMIT="3/min")
+def test_limit_cannot_be_doubled_across_a_window_boundary(client, monkeypatch):
+    from documents import public_views
+
+    clock = _Clock(60 * 29_000_000 + 59)  # one second before a minute ends
+    monkeypatch.setattr(public_views, "time", clock)
+    for i in range(3):
+        assert client.get(f"/verify/guess-{i}/").status_code == 200
+    clock.now += 2  # a new fixed window: a bare counter would start again from zero
+    assert client.get("/verify/guess-3/").status_code == 429
+    clock.now += 90  # the burst has slid out of the window
+    assert client.get("/verify/guess-4/").status_code == 200
 
 
 def test_no_snils_in_any_public_response(client, alice_actor, school):
