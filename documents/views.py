@@ -104,6 +104,7 @@ def home(request):
         "status_labels": [DocumentStatus(s).label for s in statuses],
         "document_rows": document_rows,
         "status_totals": [sum(table[k][s] for k in table) for s in statuses],
+        "documents_total": sum(row["total"] for row in document_rows),
         "deliveries": [(DeliveryState(s).label, s, delivery_counts.get(s, 0)) for s in DeliveryState.values],
         "rule": forming_rule(institution=institution),
         "jobs": import_jobs_for(institution).order_by("-id")[:5],

@@ -325,11 +325,17 @@ def test_home_counts_documents_by_kind_status_and_delivery_state(client, alice, 
     response = client.get(reverse("cabinet:home"))
     context = response.context
     assert context["graduates_count"] == 1
-    rows = {row["kind"]: row["counts"] for row in context["document_rows"]}
-    assert len(context["status_labels"]) == 3
-    assert sum(sum(c) for c in rows.values()) == 2
+    rows = {row["kind"]: (row["counts"], row["total"]) for row in context["document_rows"]}
+    assert context["status_labels"] == ["Draft", "Issued", "Annulled"]
+    assert rows == {
+        "Certificate of basic general education (grade 9)": ([1, 0, 0], 1),
+        "Certificate of secondary general education (grade 11)": ([0, 1, 0], 1),
+    }
+    assert (context["status_totals"], context["documents_total"]) == ([1, 1, 0], 2)
     assert [(state, n) for _label, state, n in context["deliveries"] if n] == [("pending", 1)]
     assert context["rule"].allowed
+    html = response.content.decode()
+    assert '<th class="num">2</th></tr></tfoot>' in html
 
 
 def test_other_institution_gets_404_for_every_document_page(client, charlie, issued, draft):
