@@ -161,7 +161,8 @@ def test_signer_issues_a_draft_which_is_signed_and_queued(client, alice, draft):
     assert draft.status == DocumentStatus.ISSUED and draft.signature
     assert Delivery.objects.filter(document=draft, action="publish").exists()
     page = client.get(reverse("cabinet:document", args=[draft.pk])).content.decode()
-    assert "document.issued" in page and 'id="deliveries"' in page
+    assert "Signed and issued" in page and "document.issued" not in page
+    assert 'id="deliveries"' in page and "Pending" in page
 
 
 def test_issue_refuses_get(client, alice, draft):
@@ -353,3 +354,51 @@ def test_other_institution_gets_404_for_every_document_page(client, charlie, iss
         assert client.post(reverse(name, args=[issued.pk]), {"reason": "x"}).status_code == 404, name
     assert issued.number not in client.get(reverse("cabinet:documents")).content.decode()
     assert client.get(reverse("cabinet:home")).context["graduates_count"] == 0
+
+
+def test_each_cabinet_action_writes_an_event_shown_in_the_history(client, bob, alice, graduate):
+    login(client, bob)
+    client.post(reverse("cabinet:document_create", args=[graduate.pk]), certificate_data())
+    document = Document.objects.get()
+    client.post(reverse("cabinet:document_edit", args=[document.pk]), certificate_data(registration_number="15-Б"))
+    client.logout()
+    login(client, alice)
+    client.post(reverse("cabinet:document_issue", args=[document.pk]))
+    client.post(
+        reverse("cabinet:document_duplicate", args=[document.pk]),
+        {"number": "77000000000404", "registration_number": "R-404", "issued_on": YESTERDAY, "loss_mark": "lost"},
+    )
+    duplicate = Document.objects.get(number="77000000000404")
+    client.post(
+        reverse("cabinet:document_correct", args=[duplicate.pk]),
+        certificate_data(number="77000000000505", registration_number="R-505"),
+    )
+    correction = Document.objects.get(number="77000000000505")
+    client.post(reverse("cabinet:document_annul", args=[correction.pk]), {"reason": "Ошибка"})
+
+    def actions(doc):
+        return [e.action for e in Event.objects.filter(object_type="document", object_id=doc.pk).order_by("seq")]
+
+    assert actions(document) == [
+        "document.drafted",
+        "document.updated",
+        "document.issued",
+        "document.replaced_by_duplicate",
+    ]
+    assert actions(duplicate) == ["document.issued", "document.replaced_by_correction"]
+    assert actions(correction) == ["document.issued", "document.annulled"]
+    history = client.get(reverse("cabinet:document", args=[document.pk])).context["events"]
+    assert [e.action_label for e in history] == [
+        "Draft created",
+        "Draft changed",
+        "Signed and issued",
+        "Replaced by a duplicate",
+    ]
+    page = client.get(reverse("cabinet:document", args=[correction.pk])).content.decode()
+    assert "Annulled" in page and "Ошибка" in page and "document.annulled" not in page
+
+
+def test_deleting_a_draft_is_recorded(client, bob, draft):
+    login(client, bob)
+    client.post(reverse("cabinet:document_delete", args=[draft.pk]))
+    assert Event.objects.filter(object_type="document", object_id=draft.pk, action="document.draft_deleted").exists()
