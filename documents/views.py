@@ -217,12 +217,17 @@ def document_list(request):
     )
 
 
-def _document_form_page(request, *, form, title, graduate, document=None, submit=None):
-    return render(
-        request,
-        "cabinet/document_form.html",
-        {"form": form, "title": title, "graduate": graduate, "document": document, "submit": submit or _("Save")},
-    )
+def _document_form_page(request, *, form, title, graduate, document=None, submit=None, intro=None, rule=None):
+    context = {
+        "form": form,
+        "title": title,
+        "graduate": graduate,
+        "document": document,
+        "submit": submit or _("Save"),
+        "intro": intro,
+        "rule": rule,
+    }
+    return render(request, "cabinet/document_form.html", context)
 
 
 @get_and_post
@@ -372,7 +377,8 @@ def document_duplicate(request, pk):
         else:
             messages.success(request, _("The duplicate has been issued."))
             return redirect("cabinet:document", pk=duplicate.pk)
-    return render(request, "cabinet/document_duplicate.html", {"form": form, "document": original})
+    context = {"form": form, "document": original, "rule": forming_rule(institution=request.institution)}
+    return render(request, "cabinet/document_duplicate.html", context)
 
 
 @get_and_post
@@ -399,6 +405,11 @@ def document_correct(request, pk):
         graduate=original.graduate,
         document=original,
         submit=_("Issue the replacement"),
+        intro=_(
+            "The corrected document is signed and issued under a new number and replaces this one, "
+            "which is annulled and withdrawn from Gosuslugi."
+        ),
+        rule=forming_rule(institution=request.institution),
     )
 
 
