@@ -313,6 +313,16 @@ def test_printable_view_has_a_qr_code_to_the_verification_page(client, alice, is
     assert f"https://registry.example/verify/{issued.verification_code}/" in html
     assert "<svg" in html and "<script" not in html
     assert issued.graduate.last_name in html
+    # The code itself encodes that address: the same symbol as segno draws for it.
+    import re
+
+    import segno
+
+    expected = segno.make(f"https://registry.example/verify/{issued.verification_code}/", error="m")
+    drawn = re.search(r"<svg.*?</svg>", html, re.S).group(0)
+    assert re.search(r' d="([^"]+)"', drawn).group(1) == re.search(
+        r' d="([^"]+)"', expected.svg_inline(scale=4, border=2)
+    ).group(1)
 
 
 def test_draft_print_has_no_qr_code(client, bob, draft):
