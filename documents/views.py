@@ -196,11 +196,10 @@ def _document_or_404(request, pk):
     )
 
 
-@require_safe
-@cabinet_view
-def document_list(request):
+def _filtered_documents(request):
+    """The institution's documents narrowed by the list's filter form; the list and the export share it."""
     form = DocumentFilterForm(request.GET or None, institution=request.institution)
-    documents = documents_for(request.institution).select_related("graduate").order_by("-id")
+    documents = documents_for(request.institution)
     if form.is_valid():
         c = form.cleaned_data
         if c["kind"]:
@@ -210,6 +209,14 @@ def document_list(request):
         if c["q"]:
             q = c["q"].strip()
             documents = documents.filter(Q(number=q) | Q(registration_number=q) | Q(graduate__last_name__istartswith=q))
+    return form, documents
+
+
+@require_safe
+@cabinet_view
+def document_list(request):
+    form, documents = _filtered_documents(request)
+    documents = documents.select_related("graduate").order_by("-id")
     return render(
         request,
         "cabinet/document_list.html",
@@ -576,24 +583,13 @@ def job_errors(request, pk):
 # --- Exports -------------------------------------------------------------------------
 
 
-def _export_queryset(request):
-    documents = documents_for(request.institution)
-    form = DocumentFilterForm(request.GET or None, institution=request.institution)
-    if form.is_valid():
-        if form.cleaned_data["kind"]:
-            documents = documents.filter(kind=form.cleaned_data["kind"])
-        if form.cleaned_data["status"]:
-            documents = documents.filter(status=form.cleaned_data["status"])
-    return documents
-
-
 @require_safe
 @cabinet_view
 def export(request, fmt):
     """Export the institution's documents in the import format; `?snils=full` (signers) includes SNILS."""
     if fmt not in ("csv", "xlsx"):
         raise Http404
-    documents = _export_queryset(request)
+    _form, documents = _filtered_documents(request)
     full = request.GET.get("snils") == "full"
     try:
         exports.export_start(
