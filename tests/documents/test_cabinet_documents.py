@@ -564,3 +564,20 @@ def test_stage_closed_duplicate_and_correction_say_why_and_change_nothing(client
         assert any("does not allow forming" in e for e in response.context["form"].non_field_errors())
     issued.refresh_from_db()
     assert issued.status == DocumentStatus.ISSUED and Document.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"kind": "basic_general_certificate"}, "kind"),
+        ({"number": "77000000000101"}, "number"),
+        ({"registration_number": ""}, "registration_number"),
+    ],
+)
+def test_invalid_correction_is_refused_and_the_original_stays_issued(client, alice, issued, changes, field):
+    login(client, alice)
+    data = certificate_data(number="77000000000303", registration_number="R-303") | changes
+    response = client.post(reverse("cabinet:document_correct", args=[issued.pk]), data)
+    assert response.status_code == 200 and field in response.context["form"].errors
+    issued.refresh_from_db()
+    assert issued.status == DocumentStatus.ISSUED and Document.objects.count() == 1
