@@ -68,7 +68,9 @@ def _signer_only(view):
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.is_signer:
-            return HttpResponseForbidden(_("Only a signer may do this."))
+            back = reverse("cabinet:document", args=[kwargs["pk"]]) if "pk" in kwargs else None
+            context = {"message": _("Only a signer may do this."), "back": back}
+            return render(request, "cabinet/refused.html", context, status=403)
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -205,6 +205,8 @@ def test_clerk_cannot_annul_duplicate_or_correct(client, bob, issued):
     assert reverse("cabinet:document_annul", args=[issued.pk]) not in page
     for name in ("cabinet:document_annul", "cabinet:document_duplicate", "cabinet:document_correct"):
         assert client.post(reverse(name, args=[issued.pk]), {"reason": "x"}).status_code == 403
+        refused = client.get(reverse(name, args=[issued.pk]))
+        assert refused.status_code == 403 and "Only a signer may do this." in refused.content.decode()
     issued.refresh_from_db()
     assert issued.status == DocumentStatus.ISSUED
 
