@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -601,7 +601,8 @@ def export(request, fmt):
             count=documents.count() if full else 0,
         )
     except DomainError as exc:
-        return HttpResponseForbidden(exc.message)
+        context = {"message": exc.message, "back": reverse("cabinet:documents")}
+        return render(request, "cabinet/refused.html", context, status=403)
     rows = exports.export_rows(documents, full_snils=full)
     stamp = timezone.localdate().isoformat()
     if fmt == "xlsx":
