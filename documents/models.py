@@ -291,6 +291,25 @@ class Delivery(models.Model):
         return f"{self.get_action_display()} #{self.document_id or self.portal_id}: {self.get_state_display()}"
 
 
+# What an event's action means, for the history a person reads; an action missing
+# here is shown by its code.
+EVENT_ACTION_LABELS = {
+    "graduate.created": _("Graduate added"),
+    "graduate.updated": _("Graduate changed"),
+    "document.drafted": _("Draft created"),
+    "document.updated": _("Draft changed"),
+    "document.draft_deleted": _("Draft deleted"),
+    "document.issued": _("Signed and issued"),
+    "document.annulled": _("Annulled"),
+    "document.replaced_by_duplicate": _("Replaced by a duplicate"),
+    "document.replaced_by_correction": _("Replaced by a corrected document"),
+    "documents.imported": _("Imported from a file, signed and issued"),
+    "documents.drafted_by_import": _("Imported from a file as a draft"),
+    "documents.issued_from_import": _("Signed and issued with the drafts of an upload"),
+    "documents.exported_with_snils": _("Exported with SNILS"),
+}
+
+
 class Event(models.Model):
     """Append-only history: who did what to which record, when.
 
@@ -333,6 +352,10 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}#{self.object_id}"
+
+    @property
+    def action_label(self) -> str:
+        return str(EVENT_ACTION_LABELS.get(self.action, self.action))
 
 
 class EventChainHead(models.Model):

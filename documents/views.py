@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -69,7 +69,9 @@ def _signer_only(view):
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.is_signer:
-            return HttpResponseForbidden(_("Only a signer may do this."))
+            back = reverse("cabinet:document", args=[kwargs["pk"]]) if "pk" in kwargs else None
+            context = {"message": _("Only a signer may do this."), "back": back}
+            return render(request, "cabinet/refused.html", context, status=403)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -105,6 +107,7 @@ def home(request):
         "status_labels": [DocumentStatus(s).label for s in statuses],
         "document_rows": document_rows,
         "status_totals": [sum(table[k][s] for k in table) for s in statuses],
+        "documents_total": sum(row["total"] for row in document_rows),
         "deliveries": [(DeliveryState(s).label, s, delivery_counts.get(s, 0)) for s in DeliveryState.values],
         "rule": forming_rule(institution=institution),
         "jobs": import_jobs_for(institution).order_by("-id")[:5],
@@ -196,11 +199,10 @@ def _document_or_404(request, pk):
     )
 
 
-@require_safe
-@cabinet_view
-def document_list(request):
+def _filtered_documents(request):
+    """The institution's documents narrowed by the list's filter form; the list and the export share it."""
     form = DocumentFilterForm(request.GET or None, institution=request.institution)
-    documents = documents_for(request.institution).select_related("graduate").order_by("-id")
+    documents = documents_for(request.institution)
     if form.is_valid():
         c = form.cleaned_data
         if c["kind"]:
@@ -210,6 +212,14 @@ def document_list(request):
         if c["q"]:
             q = c["q"].strip()
             documents = documents.filter(Q(number=q) | Q(registration_number=q) | Q(graduate__last_name__istartswith=q))
+    return form, documents
+
+
+@require_safe
+@cabinet_view
+def document_list(request):
+    form, documents = _filtered_documents(request)
+    documents = documents.select_related("graduate").order_by("-id")
     return render(
         request,
         "cabinet/document_list.html",
@@ -217,12 +227,17 @@ def document_list(request):
     )
 
 
-def _document_form_page(request, *, form, title, graduate, document=None, submit=None):
-    return render(
-        request,
-        "cabinet/document_form.html",
-        {"form": form, "title": title, "graduate": graduate, "document": document, "submit": submit or _("Save")},
-    )
+def _document_form_page(request, *, form, title, graduate, document=None, submit=None, intro=None, rule=None):
+    context = {
+        "form": form,
+        "title": title,
+        "graduate": graduate,
+        "document": document,
+        "submit": submit or _("Save"),
+        "intro": intro,
+        "rule": rule,
+    }
+    return render(request, "cabinet/document_form.html", context)
 
 
 @get_and_post
@@ -372,7 +387,8 @@ def document_duplicate(request, pk):
         else:
             messages.success(request, _("The duplicate has been issued."))
             return redirect("cabinet:document", pk=duplicate.pk)
-    return render(request, "cabinet/document_duplicate.html", {"form": form, "document": original})
+    context = {"form": form, "document": original, "rule": forming_rule(institution=request.institution)}
+    return render(request, "cabinet/document_duplicate.html", context)
 
 
 @get_and_post
@@ -399,6 +415,11 @@ def document_correct(request, pk):
         graduate=original.graduate,
         document=original,
         submit=_("Issue the replacement"),
+        intro=_(
+            "The corrected document is signed and issued under a new number and replaces this one, "
+            "which is annulled and withdrawn from Gosuslugi."
+        ),
+        rule=forming_rule(institution=request.institution),
     )
 
 
@@ -573,24 +594,13 @@ def job_errors(request, pk):
 # --- Exports -------------------------------------------------------------------------
 
 
-def _export_queryset(request):
-    documents = documents_for(request.institution)
-    form = DocumentFilterForm(request.GET or None, institution=request.institution)
-    if form.is_valid():
-        if form.cleaned_data["kind"]:
-            documents = documents.filter(kind=form.cleaned_data["kind"])
-        if form.cleaned_data["status"]:
-            documents = documents.filter(status=form.cleaned_data["status"])
-    return documents
-
-
 @require_safe
 @cabinet_view
 def export(request, fmt):
     """Export the institution's documents in the import format; `?snils=full` (signers) includes SNILS."""
     if fmt not in ("csv", "xlsx"):
         raise Http404
-    documents = _export_queryset(request)
+    _form, documents = _filtered_documents(request)
     full = request.GET.get("snils") == "full"
     try:
         exports.export_start(
@@ -600,7 +610,8 @@ def export(request, fmt):
             count=documents.count() if full else 0,
         )
     except DomainError as exc:
-        return HttpResponseForbidden(exc.message)
+        context = {"message": exc.message, "back": reverse("cabinet:documents")}
+        return render(request, "cabinet/refused.html", context, status=403)
     rows = exports.export_rows(documents, full_snils=full)
     stamp = timezone.localdate().isoformat()
     if fmt == "xlsx":

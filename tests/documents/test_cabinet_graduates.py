@@ -93,6 +93,17 @@ def test_list_pages(client, bob, school):
     assert len(first.context["page"]) == 50 and len(second.context["page"]) == 5
 
 
+def test_pages_of_a_search_keep_the_search(client, bob, school):
+    GraduateFactory.create_batch(52, institution=school, last_name="Кузнецов")
+    GraduateFactory.create_batch(3, institution=school, last_name="Орлов")
+    login(client, bob)
+    first = client.get(reverse("cabinet:graduates"), {"q": "Кузн"})
+    assert first.context["page"].paginator.count == 52
+    assert "?q=%D0%9A%D1%83%D0%B7%D0%BD&amp;page=2" in first.content.decode()
+    second = client.get(reverse("cabinet:graduates"), {"q": "Кузн", "page": 2})
+    assert [g.last_name for g in second.context["page"]] == ["Кузнецов"] * 2
+
+
 def test_edit_keeps_the_snils_when_left_empty(client, bob, school):
     graduate = GraduateFactory(institution=school, snils=make_snils(7))
     login(client, bob)

@@ -133,6 +133,14 @@ def test_export_filters_by_status(client, alice, school, documents):
     assert [row[2] for row in table[1:]] == ["77000000000003"]
 
 
+def test_export_holds_what_the_filtered_list_shows(client, alice, school, documents):
+    login(client, alice)
+    query = {"q": "Петрова", "status": "issued"}
+    shown = [d.number for d in client.get(reverse("cabinet:documents"), query).context["page"]]
+    table = read_csv_response(client.get(reverse("cabinet:export", args=["csv"]), query))
+    assert [row[2] for row in table[1:]] == shown == ["77000000000002"]
+
+
 def test_unknown_export_format_is_404(client, alice, school):
     login(client, alice)
     assert client.get(reverse("cabinet:export", args=["pdf"])).status_code == 404

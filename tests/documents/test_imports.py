@@ -426,3 +426,68 @@ def test_upload_page_says_why_a_signer_cannot_import_while_the_stage_is_closed(c
     assert response.status_code == 200
     assert "does not allow forming" in " ".join(response.context["form"].errors["file"])
     assert not ImportJob.objects.exists()
+
+
+def test_page_and_command_run_the_same_import_and_a_second_upload_creates_nothing(
+    client, alice, school, tmp_path, django_capture_on_commit_callbacks
+):
+    rows, expected = mixed_rows()
+    content = csv_bytes(rows, encoding="cp1251")
+    path = tmp_path / "docs.csv"
+    path.write_bytes(content)
+    out = io.StringIO()
+    call_command("import_documents", str(path), "--institution", school.inn, stdout=out)
+    assert out.getvalue().strip().splitlines()[-1] == f"imported 2, rejected {len(expected)}"
+    counts = (Document.objects.count(), Graduate.objects.count(), Delivery.objects.count())
+    login(client, alice)
+
+    for _attempt in range(2):
+        _response, job = upload(client, content, "docs.csv", django_capture_on_commit_callbacks)
+        job.refresh_from_db()
+        assert (job.imported, job.unchanged, job.rejected) == (0, 2, len(expected))
+        assert set(rejected_columns(job)) == set(expected)
+        page = client.get(reverse("cabinet:job", args=[job.pk])).content.decode()
+        assert "The same file was already imported" in page
+
+    assert (Document.objects.count(), Graduate.objects.count(), Delivery.objects.count()) == counts
+
+
+def test_error_report_follows_the_readers_language(client, alice, school, django_capture_on_commit_callbacks):
+    login(client, alice)
+    rows, _expected = mixed_rows()
+    _response, job = upload(client, csv_bytes(rows), "docs.csv", django_capture_on_commit_callbacks)
+    rejection = job.rejections.get(line=3)
+    # Distinct texts per language, whatever the state of the translations.
+    rejection.reasons[0]["text"] = {"ru": "СНИЛС неверен", "en": "SNILS is wrong"}
+    rejection.save(update_fields=["reasons"])
+    url = reverse("cabinet:job_errors", args=[job.pk])
+
+    russian = read_csv_response(client.get(url, HTTP_ACCEPT_LANGUAGE="ru"))
+    english = read_csv_response(client.get(url, HTTP_ACCEPT_LANGUAGE="en"))
+
+    assert ["3", "snils", "СНИЛС неверен"] in russian and ["3", "snils", "SNILS is wrong"] in english
+    with translation.override("ru"):
+        assert russian[0] == [translation.gettext("line"), translation.gettext("column"), translation.gettext("reason")]
+    job_page = client.get(reverse("cabinet:job", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "СНИЛС неверен" in job_page
+
+
+def test_xlsx_with_typed_cells_is_read_as_its_text(alice_actor, school):
+    import datetime as dt
+
+    row = good_row(1)
+    row[2] = int(row[2])  # a number typed into a numeric cell
+    row[4] = dt.date.today() - dt.timedelta(days=1)  # date cells
+    row[8] = dt.datetime(2007, 5, 17)
+    row[10] = False
+
+    job = run_import(alice_actor, school, xlsx_bytes([row]), "typed.xlsx")
+
+    assert (job.imported, job.rejected) == (1, 0), list(job.rejections.values_list("reasons", flat=True))
+    document = Document.objects.get()
+    assert (document.number, document.issued_on, str(document.graduate.birth_date)) == (
+        "11000000000001",
+        row[4],
+        "2007-05-17",
+    )
+    assert not document.honours

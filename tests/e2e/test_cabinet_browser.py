@@ -8,7 +8,15 @@ import pytest
 
 from documents.models import Document, DocumentStatus, ImportJob
 from tests.documents.cabinet_support import csv_bytes, good_row, mixed_rows
-from tests.factories import PASSWORD, DocumentFactory, GraduateFactory
+from tests.factories import (
+    PASSWORD,
+    DocumentFactory,
+    GraduateFactory,
+    InstitutionFactory,
+    MembershipFactory,
+    ParticipationFactory,
+    UserFactory,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -103,24 +111,98 @@ def test_document_form_adapts_to_the_kind(transactional_db, live_server, eager_t
     assert page.locator("input[name=grade_subject]").count() == 4
 
 
-def test_upload_shows_progress_to_the_end_and_the_rejected_rows(
-    transactional_db, live_server, eager_tasks, page, alice, school, tmp_path
+def test_college_form_switches_between_diploma_and_additional_education(
+    transactional_db, live_server, eager_tasks, page, experiment
 ):
+    college = InstitutionFactory(kind="college")
+    ParticipationFactory(experiment=experiment, institution=college)
+    MembershipFactory(user=UserFactory(username="dean"), institution=college, role="clerk")
+    graduate = GraduateFactory(institution=college)
+    log_in(page, live_server, "dean")
+    page.goto(f"{live_server.url}/cabinet/graduates/{graduate.pk}/documents/new/")
+
+    page.select_option("select[name=kind]", "vocational_diploma")
+    assert page.is_visible("[data-field=programme_code]") and page.is_visible("[data-field=qualification]")
+    assert page.is_visible("fieldset.grades") and not page.is_visible("[data-field=hours]")
+
+    page.select_option("select[name=kind]", "qualification_upgrade_certificate")
+    assert page.is_visible("[data-field=hours]") and page.is_visible("[data-field=programme_name]")
+    assert not page.is_visible("[data-field=programme_code]") and not page.is_visible("fieldset.grades")
+
+    page.fill("input[name=number]", "ПК-1")
+    page.fill("input[name=registration_number]", "R-1")
+    page.fill("input[name=programme_name]", "Охрана труда")
+    page.fill("input[name=hours]", "72")
+    page.click("form[data-kind-form] button[type=submit]")
+    page.wait_for_selector("#document-status.draft")
+    document = Document.objects.get()
+    assert (document.kind, document.hours, document.grades) == ("qualification_upgrade_certificate", 72, [])
+
+
+class WorkerKilled(Exception):
+    pass
+
+
+def test_upload_shows_progress_to_the_end_and_the_rejected_rows(
+    transactional_db, live_server, eager_tasks, page, alice, school, tmp_path, monkeypatch
+):
+    """The job page polls the job's state and moves its bar while a worker runs it.
+
+    No worker runs here: the test plays the worker in between the page's polls
+    (the page's clock is frozen, so page and worker never touch the database at
+    once) and first stops the job after its first batch, as a killed worker would.
+    """
+    from documents import imports
+
+    monkeypatch.setattr(imports, "import_job_dispatch", lambda job_id: None)
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
     rows, expected = mixed_rows()
     path = tmp_path / "graduates.csv"
     path.write_bytes(csv_bytes([*rows, good_row(8)], encoding="cp1251"))
     log_in(page, live_server, "alice")
+    page.clock.install()
 
     page.goto(f"{live_server.url}/cabinet/imports/")
     page.set_input_files("input[name=file]", str(path))
-    page.click("#upload-form button[type=submit]")
+    with page.expect_response(lambda r: r.url.endswith("/progress/")):
+        page.click("#upload-form button[type=submit]")
+    assert page.get_attribute("[data-job-progress]", "data-finished") == "0"
+    assert page.inner_text("[data-field=percent]") == "0"
+    assert page.is_hidden("#error-report")
+    job = ImportJob.objects.get()
+
+    real_run = imports._BatchImporter.run
+    batches = []
+
+    def killed_after_the_first_batch(self, records):
+        batches.append(len(records))
+        if len(batches) == 2:
+            raise WorkerKilled
+        return real_run(self, records)
+
+    monkeypatch.setattr(imports._BatchImporter, "run", killed_after_the_first_batch)
+    with pytest.raises(WorkerKilled):
+        imports.import_job_run(job_id=job.pk)
+    with page.expect_response(lambda r: r.url.endswith("/progress/")):
+        page.clock.run_for(1500)
+    page.wait_for_function("document.querySelector('[data-field=percent]').textContent === '25'")
+    assert page.inner_text("[data-field=processed]") == "2"
+    assert page.inner_text("[data-field=total]") == "8"
+    assert page.get_attribute("[role=progressbar]", "aria-valuenow") == "25"
+    assert page.get_attribute("[data-job-progress]", "data-finished") == "0"
+
+    monkeypatch.setattr(imports._BatchImporter, "run", real_run)
+    imports.import_job_run(job_id=job.pk)
+    with page.expect_navigation():  # finished with rejected rows: the page reloads once to list them
+        page.clock.run_for(1500)
     page.wait_for_selector("[data-job-progress][data-finished='1']")
 
     assert page.inner_text("[data-field=percent]") == "100"
+    assert page.get_attribute("[role=progressbar]", "aria-valuenow") == "100"
     assert page.inner_text("[data-field=imported]") == "3"
     assert page.inner_text("[data-field=rejected]") == str(len(expected))
     assert page.is_visible("#error-report")
-    assert page.locator("#rejections tr").count() > len(expected)
-    job = ImportJob.objects.get()
+    assert page.locator("#rejections tbody tr, #rejections > tr").count() >= len(expected)
+    job.refresh_from_db()
     assert (job.imported, job.rejected) == (3, len(expected))
     assert Document.objects.filter(institution=school, status=DocumentStatus.ISSUED).count() == 3
