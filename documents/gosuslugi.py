@@ -15,6 +15,8 @@ embedded portal delivers with no server listening.
 
 import datetime as dt
 import email.utils
+import json as _json
+import logging
 import os
 import threading
 import time
@@ -26,6 +28,8 @@ from django.urls import set_script_prefix
 from django.urls.base import get_script_prefix
 
 EMULATOR_PREFIX = "/gosuslugi-emulator"
+
+logger = logging.getLogger(__name__)
 
 
 class GosuslugiError(Exception):
@@ -125,6 +129,18 @@ def _forget_client() -> None:
 os.register_at_fork(after_in_child=_forget_client)
 
 
+def client_warm() -> None:
+    """Build this process's client now (a Celery worker process, as it starts), not in its first delivery.
+
+    Creating it loads the CA bundle, tens of milliseconds a process. Never raises:
+    a misconfigured portal is reported by the delivery that needs it.
+    """
+    try:
+        client()
+    except Exception as exc:
+        logger.warning("Could not prepare the Gosuslugi client: %r", exc)
+
+
 def client() -> httpx.Client:
     """Return this process's shared client, rebuilt only when the settings change."""
     global _client, _client_key
@@ -179,11 +195,32 @@ def _detail(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}" + (f": {str(detail)[:300]}" if detail else "")
 
 
-def _request(method: str, path: str, **kwargs) -> httpx.Response:
-    """Send one request and classify the failure; return 2xx (and 404 when asked) answers."""
-    allow_404 = kwargs.pop("allow_404", False)
+def _request(
+    method: str, path: str, *, json: object = None, headers: dict | None = None, allow_404: bool = False
+) -> httpx.Response:
+    """Send one request and classify the failure; return 2xx (and 404 when asked) answers.
+
+    The request is built here and handed to `Client.send`: `Client.request` merges
+    the base URL, default headers and cookies anew on every call, which costs as
+    much CPU as the rest of the call on a keep-alive connection.
+    """
+    http = client()
+    all_headers = dict(http.headers)
+    content = None
+    if json is not None:
+        content = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+        all_headers["Content-Type"] = "application/json"
+    if headers:
+        all_headers.update(headers)
+    request = httpx.Request(
+        method,
+        str(http.base_url).rstrip("/") + path,
+        headers=all_headers,
+        content=content,
+        extensions={"timeout": http.timeout.as_dict()},
+    )
     try:
-        response = client().request(method, path, **kwargs)
+        response = http.send(request)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"timeout: {type(exc).__name__}") from None
     except httpx.TransportError as exc:

@@ -245,6 +245,9 @@ class Delivery(models.Model):
     A withdraw keeps only `portal_id` so it can outlive the purged document.
     """
 
+    # No single-column FK indexes: delivery_document_id and delivery_inst_state lead
+    # with these columns and serve every lookup (and the FK checks); each index is one
+    # more write per outbox row, and the purge rewrites a million of them.
     document = models.ForeignKey(
         Document,
         on_delete=models.SET_NULL,
@@ -252,6 +255,7 @@ class Delivery(models.Model):
         blank=True,
         related_name="deliveries",
         verbose_name=_("document"),
+        db_index=False,
     )
     institution = models.ForeignKey(
         "institutions.Institution",
@@ -260,6 +264,7 @@ class Delivery(models.Model):
         blank=True,
         related_name="deliveries",
         verbose_name=_("institution"),
+        db_index=False,
     )
     action = models.CharField(_("action"), max_length=10, choices=DeliveryAction.choices)
     state = models.CharField(_("state"), max_length=12, choices=DeliveryState.choices, default=DeliveryState.PENDING)

@@ -119,9 +119,9 @@ def sign_document(document) -> None:
 
 def signed_form(document) -> dict:
     """Return the signed document as CONTRACTS publishes it (payload, alg, kid, signature)."""
-    return {
-        "payload": document.signed_payload,
-        "alg": ALG,
-        "kid": document.signing_key.kid,
-        "signature": document.signature,
-    }
+    return signed_form_of(payload=document.signed_payload, kid=document.signing_key.kid, signature=document.signature)
+
+
+def signed_form_of(*, payload: dict, kid: str, signature: str) -> dict:
+    """`signed_form` from the stored values, for callers that read them without a model instance."""
+    return {"payload": payload, "alg": ALG, "kid": kid, "signature": signature}

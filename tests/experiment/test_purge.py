@@ -241,3 +241,22 @@ def test_purge_report_holds_no_personal_data(world):
     )
     for graduate_name in ("Иванов", "Петрова", "Сидоров", "Кузнецова"):
         assert graduate_name not in text
+
+
+def test_purge_takes_the_partner_idempotency_keys_of_its_documents(world):
+    """A document issued through the partner API keeps its request's key (a hidden relation): it goes too."""
+    from institutions.apikeys import api_key_create
+    from institutions.models import ApiIdempotencyKey
+
+    api_key, _ = api_key_create(name="ERP", scope="issue", institution=world["school"])
+    purged = ApiIdempotencyKey.objects.create(
+        api_key=api_key, key="req-1", request_hash="0" * 64, document=world["exp_published"]
+    )
+    kept = ApiIdempotencyKey.objects.create(
+        api_key=api_key, key="req-2", request_hash="0" * 64, document=world["regular"]
+    )
+
+    purge.experiment_purge(year=2024, actor=Actor.system("test"))
+
+    assert not ApiIdempotencyKey.objects.filter(pk=purged.pk).exists()
+    assert ApiIdempotencyKey.objects.filter(pk=kept.pk, document=world["regular"]).exists()
