@@ -233,15 +233,16 @@ def _joined_key(document: Document) -> SigningKey:
     here as the ORM would (SQLite returns datetimes as text, for one).
     """
     connection = connections[document._state.db]
-    values = [document.signing_key_id]
-    for name in _KEY_FIELDS:  # in the model's field order, as from_db wants them
+    loaded = {"id": document.signing_key_id}
+    for name in _KEY_FIELDS:
         key_field = SigningKey._meta.get_field(name)
         column = key_field.get_col(SigningKey._meta.db_table)
         value = getattr(document, f"key_{name}")
         for converter in connection.ops.get_db_converters(column) + key_field.get_db_converters(connection):
             value = converter(value, column, connection)
-        values.append(value)
-    return SigningKey.from_db(document._state.db, ["id", *_KEY_FIELDS], values)
+        loaded[name] = value
+    names = [f.attname for f in SigningKey._meta.concrete_fields if f.attname in loaded]  # from_db's order
+    return SigningKey.from_db(document._state.db, names, [loaded[name] for name in names])
 
 
 def verify_by_code(*, code: str) -> Verification:
