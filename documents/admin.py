@@ -107,6 +107,25 @@ class DocumentAdmin(LargeTableAdminMixin, admin.ModelAdmin):
         (_("History"), {"fields": ["history"]}),
     ]
 
+    # The columns the list shows (its rows are built from these alone): a document row
+    # also holds the signed payload and the grades, parsed JSON the list never shows.
+    list_columns = [
+        "id",
+        "kind",
+        "series",
+        "number",
+        "registration_number",
+        "status",
+        "copy_mark",
+        "issued_on",
+        "institution__id",
+        "institution__short_name",
+        "institution__inn",
+        "experiment__id",
+        "experiment__year",
+        "experiment__title",
+    ]
+
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Document._meta.fields if f.name != "id"] + ["history"]
 

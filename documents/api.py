@@ -340,7 +340,8 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return Document.objects.none()
         latest = Delivery.objects.filter(document=OuterRef("pk")).order_by("-id")
         documents = (
-            documents_for(self.request.auth.institution)
+            # By id: the key's institution row is not loaded for a list.
+            documents_for(self.request.auth.institution_id)
             .select_related("graduate")
             .annotate(
                 experiment_year=F("experiment__year"),

@@ -214,6 +214,14 @@ class Document(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.series} {self.number}".replace("  ", " ")
 
+    def get_kind_display(self) -> str:
+        # Django's generated method hashes every choice's lazy label (one translation
+        # look-up per kind) on each call; lists call it once a row.
+        try:
+            return str(DocumentKind(self.kind).label)
+        except ValueError:
+            return self.kind
+
     @property
     def is_experimental(self) -> bool:
         return self.experiment_id is not None

@@ -5,11 +5,14 @@ which on PostgreSQL reads the whole table or index: seconds on a million
 documents. `EstimatedCountPaginator` counts exactly only up to a bound and beyond
 it uses the planner's estimate (pg_class.reltuples unfiltered, EXPLAIN filtered).
 SQLite, the embedded demo, always counts exactly: its tables are small.
+`LargeTableChangeList` loads only the columns a page shows (`list_columns`), so a
+page of documents does not carry their signed payloads along.
 """
 
 import json
 
 from django.contrib.admin.options import ShowFacets
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
@@ -58,6 +61,16 @@ class EstimatedCountPaginator(Paginator):
         return int(plan[0]["Plan"]["Plan Rows"])
 
 
+class LargeTableChangeList(ChangeList):
+    """A changelist whose page loads only its ModelAdmin's `list_columns`."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        columns = getattr(self.model_admin, "list_columns", None)
+        if columns:
+            self.result_list = self.result_list.only(*columns)
+
+
 class LargeTableAdminMixin:
     """For a ModelAdmin over a table that grows to millions of rows.
 
@@ -68,6 +81,12 @@ class LargeTableAdminMixin:
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
+    # The fields a changelist page loads (`QuerySet.only`), or None for whole rows.
+    # Only the page shown is narrowed: actions and the change form get whole rows.
+    list_columns: list[str] | None = None
+
+    def get_changelist(self, request, **kwargs):
+        return LargeTableChangeList
 
 
 class ReadOnlyAdminMixin:

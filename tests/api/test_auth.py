@@ -2,6 +2,8 @@ import datetime as dt
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from institutions.apikeys import api_key_hash, api_key_revoke
@@ -60,7 +62,9 @@ def test_last_used_is_written_at_most_once_a_minute(issue_key, issuer):
     row.refresh_from_db()
     first = row.last_used_at
     assert first is not None
-    issuer.get("/api/v1/institutions/")
+    with CaptureQueriesContext(connection) as queries:
+        issuer.get("/api/v1/institutions/")
+    assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
     row.refresh_from_db()
     assert row.last_used_at == first
     ApiKey.objects.filter(pk=row.pk).update(last_used_at=timezone.now() - dt.timedelta(minutes=2))

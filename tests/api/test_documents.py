@@ -91,6 +91,8 @@ def test_list_queries_do_not_grow_with_the_page(issuer, alice_actor):
     with CaptureQueriesContext(connection) as seven:
         assert len(results(issuer.get(URL))) == 7
     assert len(seven.captured_queries) == len(one.captured_queries)
+    # The key's look-up and the page: the key's institution is not loaded for a list.
+    assert len(one.captured_queries) == 2, [q["sql"] for q in one.captured_queries]
 
 
 def test_filters_kind_status_number_dates_experiment_and_delivery(issuer, alice_actor, school):

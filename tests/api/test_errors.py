@@ -1,7 +1,12 @@
+import os
+import uuid
+
 import pytest
+from django.core.cache import caches
 from django.test import override_settings
 from rest_framework.settings import api_settings
 
+from registry.api.throttling import window_hit
 from tests.api.conftest import assert_error_shape, create_body
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +35,19 @@ def test_throttling_counts_each_key_separately(verifier, issuer):
         assert verifier.get("/api/v1/institutions/").status_code == 200
         assert verifier.get("/api/v1/institutions/").status_code == 429
         assert issuer.get("/api/v1/institutions/").status_code == 200
+
+
+@pytest.mark.redis
+def test_on_redis_a_window_is_counted_atomically_and_expires(settings):
+    url = os.environ.get("REDIS_URL") or os.environ["CELERY_BROKER_URL"]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    name = f"test-window:{uuid.uuid4().hex}"
+    assert [window_hit(name, timeout=7) for _ in range(3)] == [1, 2, 3]
+    cache = caches["default"]
+    assert cache.get(name) == 3  # the count stays readable through Django's cache API
+    key = cache.make_and_validate_key(name)
+    assert 0 < cache._cache.get_client(key).ttl(key) <= 7
+    cache.delete(name)
 
 
 def test_json_body_that_does_not_parse_is_400(issuer):

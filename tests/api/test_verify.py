@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from documents import services
 from documents.models import Document
@@ -28,6 +30,15 @@ def test_verify_by_code_returns_the_verdict_and_minimal_details(verifier, alice_
     assert body["holder"] == "И. И. И."
     assert "Иванов" not in str(body) and "2007" not in str(body)
     assert document.graduate.snils not in str(body)
+
+
+def test_verify_by_code_reads_the_key_and_the_document_and_writes_nothing(verifier, alice_actor):
+    document = issue(alice_actor, 1)
+    verdict(verifier, {"code": document.verification_code})  # the key's once-a-minute last_used write
+    with CaptureQueriesContext(connection) as queries:
+        assert verdict(verifier, {"code": document.verification_code})["status"] == "valid"
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len(sql) == 2 and all(q.startswith("SELECT") for q in sql), sql
 
 
 def test_verify_by_number_last_name_and_birth_date(verifier, alice_actor):

@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.utils import translation
 
 from documents import services
 from documents.models import Delivery, Document, DocumentStatus, Event
@@ -130,3 +131,11 @@ def test_annul_and_duplicate(alice_actor):
     assert duplicate.status == DocumentStatus.ANNULLED
     with pytest.raises(NotAllowed):
         services.document_annul(actor=alice_actor, document=duplicate, reason="again")
+
+
+def test_document_kind_display_is_the_kinds_label_in_the_active_language():
+    document = Document(kind="bachelor_diploma", series="100000", number="1234567")
+    with translation.override("en"):
+        assert document.get_kind_display() == "Bachelor's diploma"
+        assert str(document) == "Bachelor's diploma 100000 1234567"
+    assert Document(kind="no_such_kind").get_kind_display() == "no_such_kind"

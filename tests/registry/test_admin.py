@@ -9,13 +9,21 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from documents.models import Document, Event, Graduate, ImportJob, ImportRejection
 from documents.services import document_issue
 from documents.validators import snils_format
 from registry.admin_utils import EstimatedCountPaginator
 from tests.conftest import login_to_admin
-from tests.factories import DocumentFactory, GraduateFactory, InstitutionFactory, UserFactory, make_snils
+from tests.factories import (
+    DocumentFactory,
+    ExperimentFactory,
+    GraduateFactory,
+    InstitutionFactory,
+    UserFactory,
+    make_snils,
+)
 
 APPS = ("institutions", "experiment", "documents")
 GROUP_MIGRATION = importlib.import_module("registry.migrations.0001_ministry_operators_group")
@@ -230,3 +238,27 @@ def test_institution_autocomplete_answers_operators_by_name_and_inn(operator_cli
     assert [r["id"] for r in by_name] == [str(school.pk)]
     by_inn = operator_client.get(url, params | {"term": school.inn}).json()["results"]
     assert [r["id"] for r in by_inn] == [str(school.pk)]
+
+
+def test_document_changelist_queries_do_not_grow_with_its_rows(operator_client, records):
+    """Related columns come with the page, and no deferred field is loaded row by row."""
+    url = _changelist(Document)
+
+    def page(params):
+        with CaptureQueriesContext(connection) as queries:
+            response = operator_client.get(url, params)
+        assert response.status_code == 200
+        return response.context["cl"], [q["sql"] for q in queries.captured_queries]
+
+    before = {key: page(params) for key, params in (("all", {}), ("issued", {"status__exact": "issued"}))}
+    experiment = ExperimentFactory()
+    for _ in range(6):
+        other = GraduateFactory(institution=InstitutionFactory())
+        DocumentFactory(graduate=other, experiment=experiment)
+        DocumentFactory(graduate=other, status="issued", signature="x", signed_at=timezone.now())
+    for key, params in (("all", {}), ("issued", {"status__exact": "issued"})):
+        cl, sql = page(params)
+        assert len(cl.result_list) > len(before[key][0].result_list)
+        assert len(sql) == len(before[key][1]), sql
+        (rows_sql,) = [q for q in sql if q.startswith("SELECT") and '"documents_document"."number"' in q]
+        assert "signed_payload" not in rows_sql and "grades" not in rows_sql
