@@ -241,3 +241,75 @@ def test_purge_report_holds_no_personal_data(world):
     )
     for graduate_name in ("Иванов", "Петрова", "Сидоров", "Кузнецова"):
         assert graduate_name not in text
+
+
+# --- Through the outbox to the Gosuslugi emulator --------------------------------------
+
+
+@pytest.fixture
+def embedded_emulator(settings, tmp_path):
+    """The in-process emulator, empty, with Celery tasks run in-process (the embedded shape)."""
+    from documents.emulator import store
+    from registry.celery import app
+
+    settings.GOSUSLUGI_URL = ""
+    settings.GOSUSLUGI_EMULATOR = True
+    settings.GOSUSLUGI_EMULATOR_DB = tmp_path / "gosuslugi-emulator.sqlite3"
+    state = store()
+    state.reset()
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield state
+    app.conf.task_always_eager = eager
+    state.reset()
+
+
+def test_purge_withdraws_the_documents_from_the_emulators_accounts(
+    alice_actor, experiment, embedded_emulator, django_capture_on_commit_callbacks, settings
+):
+    from documents import delivery, gosuslugi
+    from tests.documents.gosuslugi_support import issue_document
+
+    settings.REGISTRY_REGULAR_OPERATION = True
+    experimental = [issue_document(alice_actor) for _ in range(2)]
+    snils = [document.graduate.snils for document in experimental]
+    for document in experimental:
+        row = Delivery.objects.get(document=document, action="publish")
+        assert delivery.delivery_process(delivery_id=row.pk) == "done"
+    assert all(len(gosuslugi.account_documents(snils=s)) == 1 for s in snils)
+    # A regular document of another institution, placed in its holder's account: it stays.
+    regular_school = InstitutionFactory()
+    from tests.factories import MembershipFactory, UserFactory
+
+    MembershipFactory(user=(signer := UserFactory()), institution=regular_school, role="signer")
+    regular = issue_document(Actor.staff(user=signer, institution=regular_school, role="signer"))
+    assert regular.experiment_id is None
+    delivery.delivery_process(delivery_id=Delivery.objects.get(document=regular, action="publish").pk)
+    regular_snils = regular.graduate.snils
+    assert len(gosuslugi.account_documents(snils=regular_snils)) == 1
+
+    # The purge commits its batches, then sends the withdrawals through the sweep.
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = purge.experiment_purge(year=experiment.year, actor=Actor.system("test"), as_of=experiment.purge_on)
+    assert outcome.counts.withdrawals == 2
+
+    assert all(gosuslugi.account_documents(snils=s) == [] for s in snils)
+    assert len(gosuslugi.account_documents(snils=regular_snils)) == 1
+    withdrawals = Delivery.objects.filter(action="withdraw")
+    assert withdrawals.count() == 2
+    assert set(withdrawals.values_list("state", flat=True)) == {"done"}
+    assert all(w.document_id is None for w in withdrawals)
+    assert embedded_emulator.stats()["removed"] == 2
+
+
+def test_the_daily_purge_is_in_the_beat_schedule(settings):
+    from registry.celery import app
+
+    name = "experiment.tasks.purge_due_experiments"
+    entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == name]
+    assert len(entries) == 1
+    schedule = entries[0]["schedule"]
+    # At least once a day: a number of seconds, or a Celery schedule object.
+    seconds = schedule if isinstance(schedule, int | float) else schedule.run_every.total_seconds()
+    assert 0 < seconds <= 24 * 3600
+    assert app.tasks["experiment.tasks.purge_due_experiments"].name == tasks.purge_due_experiments.name
