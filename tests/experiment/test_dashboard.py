@@ -1,14 +1,18 @@
 """The ministry dashboard: drawn charts for operators, refused to institution staff, cheap to compute."""
 
+import datetime as dt
 import uuid
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 
 from documents.models import Delivery
+from experiment import tasks
 from experiment.models import Experiment
-from experiment.selectors import dashboard_data
+from experiment.selectors import dashboard_cache_key, dashboard_compute, dashboard_data
 from tests.conftest import login_to_admin
 from tests.experiment.helpers import issued_document
 from tests.factories import InstitutionFactory, ParticipationFactory, UserFactory
@@ -96,9 +100,50 @@ def test_dashboard_figures_are_cached_for_a_minute(experiment, school):
     assert dashboard_data(experiment=experiment) == first
 
 
+def _age_cached_figures(experiment, seconds: int) -> None:
+    key = dashboard_cache_key(experiment.pk)
+    data = cache.get(key)
+    data["computed_at"] = (timezone.now() - dt.timedelta(seconds=seconds)).isoformat()
+    cache.set(key, data)
+
+
+@pytest.fixture
+def eager_tasks():
+    from registry.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = eager
+
+
+def test_stale_figures_are_served_at_once_and_refreshed_in_the_background(experiment, school, eager_tasks):
+    dashboard_data(experiment=experiment)
+    issued_document(experiment=experiment, institution=school)
+    _age_cached_figures(experiment, 61)
+    stale = dashboard_data(experiment=experiment)
+    assert sum(row["n"] for row in stale["weeks"]) == 0  # answered from the cache…
+    fresh = dashboard_data(experiment=experiment)
+    assert sum(row["n"] for row in fresh["weeks"]) == 1  # …while the refresh ran
+
+
+def test_one_refresh_at_a_time_however_many_views(experiment, monkeypatch):
+    scheduled = []
+    monkeypatch.setattr(tasks.dashboard_refresh, "delay", lambda pk: scheduled.append(pk))
+    dashboard_data(experiment=experiment)
+    _age_cached_figures(experiment, 120)
+    for _ in range(5):
+        dashboard_data(experiment=experiment)
+    assert scheduled == [experiment.pk]
+    tasks.dashboard_refresh(experiment.pk)  # the worker runs it: the next stale view may schedule again
+    _age_cached_figures(experiment, 120)
+    dashboard_data(experiment=experiment)
+    assert scheduled == [experiment.pk, experiment.pk]
+
+
 def test_dashboard_queries_do_not_grow_with_the_data(experiment, activity, django_assert_max_num_queries):
     with django_assert_max_num_queries(8):
-        dashboard_data(experiment=Experiment.objects.get(pk=experiment.pk))
+        dashboard_compute(experiment=Experiment.objects.get(pk=experiment.pk))
 
 
 def test_experiment_list_links_to_the_dashboard(client, operator, experiment):
