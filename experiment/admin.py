@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from experiment.admin_actions import ParticipationFilter, enrol_in_experiment
-from experiment.charts import dashboard_charts
+from experiment.charts import dashboard_charts, n
 from experiment.forms import InnFileForm
 from experiment.models import Experiment, Participation, PurgeReport, Stage
 from experiment.selectors import dashboard_data, experiment_current
@@ -89,15 +89,21 @@ class ExperimentAdmin(admin.ModelAdmin):
         if experiment is not None:
             today = timezone.localdate()
             data = dashboard_data(experiment=experiment)
+            stage_starts = [dt.date.fromisoformat(stage["starts_on"]) for stage in data["stages"]]
             context.update(
                 title=_("Experiment %(year)s dashboard") % {"year": experiment.year},
                 data=data,
                 charts=dashboard_charts(data, today=today),
                 today=today,
+                calendar_from=min([experiment.starts_on, *stage_starts]).replace(day=1),
                 computed_at=dt.datetime.fromisoformat(data["computed_at"]),
-                participants=sum(row["participants"] for row in data["participation"]),
-                targets=sum(row["target"] for row in data["participation"]),
-                documents=sum(row["n"] for row in data["weeks"]),
+                tiles={
+                    "participants": n(sum(row["participants"] for row in data["participation"])),
+                    "targets": n(sum(row["target"] for row in data["participation"])),
+                    "documents": n(sum(row["n"] for row in data["weeks"])),
+                    "done": n(data["deliveries"]["done"]),
+                    "failed": n(data["deliveries"]["failed"]),
+                },
             )
         return TemplateResponse(request, "admin/experiment/dashboard.html", context)
 

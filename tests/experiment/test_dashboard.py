@@ -50,6 +50,11 @@ def activity(experiment, school, other_school):
     for _ in range(3):
         Delivery.objects.create(document=failed, institution=college, action="publish", state="failed")
     Delivery.objects.create(document=failed, institution=school, action="publish", state="pending")
+    # Another institution's regular document, failed too: not this experiment's figures.
+    outsider = InstitutionFactory(short_name="Школа вне эксперимента")
+    regular = issued_document(experiment=None, institution=outsider, portal_id="P-R")
+    for _ in range(5):
+        Delivery.objects.create(document=regular, institution=outsider, action="publish", state="failed")
     return college
 
 
@@ -59,7 +64,7 @@ def test_dashboard_draws_its_charts_for_an_operator(client, operator, experiment
     page = response.content.decode()
     assert page.count("<svg") >= 5
     assert "Participants against targets" in page
-    assert ">today<" in page  # the calendar marks today
+    assert '<line class="today"' in page and ">today " in page  # the calendar marks today
     assert "Колледж Неудач" in page  # most failed deliveries
     assert "js/dashboard.js" in page and "css/dashboard.css" in page
     assert "<script>" not in page.replace("<script src", "")  # no inline script (CSP)
@@ -67,13 +72,14 @@ def test_dashboard_draws_its_charts_for_an_operator(client, operator, experiment
     assert {row["kind"]: row["participants"] for row in data["participation"]}["school"] == 2
     assert data["deliveries"]["done"] == 2 and data["deliveries"]["failed"] == 3
     assert sum(row["n"] for row in data["weeks"]) == 3
-    assert data["failed"][0] == {"id": activity.pk, "name": "Колледж Неудач", "failed": 3}
+    assert data["failed"] == [{"id": activity.pk, "name": "Колледж Неудач", "failed": 3}]
+    assert "Школа вне эксперимента" not in page
 
 
 def test_dashboard_shows_the_2024_targets(client, operator):
     response = client.get(reverse(URL), {"year": 2024})
     page = response.content.decode()
-    for target in ("0 / 277", "0 / 260", "0 / 61", "0 / 225"):
+    for target in ("0 of 277 (0%)", "0 of 260 (0%)", "0 of 61 (0%)", "0 of 225 (0%)"):
         assert target in page
 
 
@@ -149,3 +155,71 @@ def test_dashboard_queries_do_not_grow_with_the_data(experiment, activity, djang
 def test_experiment_list_links_to_the_dashboard(client, operator, experiment):
     page = client.get(reverse("admin:experiment_experiment_changelist")).content.decode()
     assert reverse(URL) in page
+
+
+# --- The charts themselves ------------------------------------------------------------
+
+
+def test_weekly_chart_spans_the_experiment_so_far_and_groups_large_numbers():
+    import re
+
+    from django.utils import translation
+
+    from experiment.charts import weekly_chart
+
+    rows = [{"week": "2030-03-04", "kind": "secondary_general_certificate", "n": 1_250_000}]
+    with translation.override("en"):
+        svg = str(
+            weekly_chart(rows, starts_on=dt.date(2030, 1, 1), ends_on=dt.date(2030, 12, 31), today=dt.date(2030, 4, 2))
+        )
+    assert "1,250,000" in svg and "1,500,000" in svg  # the bar's tooltip and the axis top, grouped
+    # Monday 31 Dec 2029 (the experiment's first week) to the week of today (1 Apr 2030): 14 weeks, one bar.
+    assert svg.count('class="bar"') == 1
+    assert svg.count('class="this-week"') == 1
+    assert ">31 Dec<" in svg
+    slot = (960 - 78 - 8) / 14  # the plot's width over 14 weeks; today's is the last
+    assert f'<rect class="this-week" x="{round(78 + 13 * slot, 1)}" y="12" width="{round(slot, 1)}"' in svg
+    assert len(re.findall(r'<text class="axis" [^>]*text-anchor="middle">', svg)) == 7  # every other week labelled
+
+
+def test_donut_total_shrinks_to_fit_and_calendar_labels_do_not_collide():
+    from django.utils import translation
+
+    from experiment.charts import calendar_chart, delivery_chart
+
+    with translation.override("en"):
+        assert "total-l" in str(delivery_chart({"done": 120, "failed": 3}))
+        assert "total-s" in str(delivery_chart({"done": 1_002_873}))
+        stages = [
+            {
+                "number": 1,
+                "title": "Формирование",
+                "starts_on": "2030-03-15",
+                "ends_on": "2030-12-31",
+                "allows_forming": True,
+                "allows_transfer": False,
+            }
+        ]
+        late = str(
+            calendar_chart(
+                stages=stages,
+                starts_on="2030-03-15",
+                ends_on="2030-12-31",
+                purge_on="2031-01-01",
+                today=dt.date(2030, 12, 20),
+            )
+        )
+        early = str(
+            calendar_chart(
+                stages=stages,
+                starts_on="2030-03-15",
+                ends_on="2030-12-31",
+                purge_on="2031-01-01",
+                today=dt.date(2030, 3, 20),
+            )
+        )
+    # Near the right edge "today" is written leftwards of its line, early in the year rightwards.
+    assert 'class="axis today"' in late and 'text-anchor="end">today' in late
+    assert 'text-anchor="start">today' in early
+    assert "forming · now" in late and "forming · now" in early
+    assert "03/15/2030 – 12/31/2030 · forming" in late

@@ -313,3 +313,50 @@ def test_the_daily_purge_is_in_the_beat_schedule(settings):
     seconds = schedule if isinstance(schedule, int | float) else schedule.run_every.total_seconds()
     assert 0 < seconds <= 24 * 3600
     assert app.tasks["experiment.tasks.purge_due_experiments"].name == tasks.purge_due_experiments.name
+
+
+def test_a_malformed_as_of_date_is_a_usage_error():
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        run(2024, "--as-of", "2024-13-01")
+
+
+@pytest.mark.postgres
+def test_the_command_line_exit_codes_and_output(exp2024):
+    """The contract as a scheduler sees it: 0 and the counts, 1 and a message on refusal, 2 on bad usage."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    credentials = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else "")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REGISTRY_DEMO": "1",
+        "CELERY_BROKER_URL": "",
+    }
+
+    def command(*args):
+        return subprocess.run(
+            [sys.executable, "manage.py", "purge_experiment", *args],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    refused = command("2024", "--as-of", "2024-12-31")
+    assert refused.returncode == 1
+    assert "has not ended" in refused.stderr and "Traceback" not in refused.stderr
+    assert command("1999").returncode == 1
+    bad = command("2024", "--as-of", "31.12.2024")
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+    dry = command("2024", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[1:] == ["documents: 0", "graduates: 0", "deliveries: 0", "withdrawals queued: 0"]
