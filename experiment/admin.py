@@ -93,7 +93,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             context.update(
                 title=_("Experiment %(year)s dashboard") % {"year": experiment.year},
                 data=data,
-                charts=dashboard_charts(data, today=today),
+                charts=dashboard_charts(data, today=today, failed_link=self._deliveries_url(request)),
                 today=today,
                 calendar_from=min([experiment.starts_on, *stage_starts]).replace(day=1),
                 computed_at=dt.datetime.fromisoformat(data["computed_at"]),
@@ -106,6 +106,15 @@ class ExperimentAdmin(admin.ModelAdmin):
                 },
             )
         return TemplateResponse(request, "admin/experiment/dashboard.html", context)
+
+    def _deliveries_url(self, request) -> str:
+        """The deliveries list, when this operator may see it (the failed chart links there)."""
+        from documents.models import Delivery
+
+        model_admin = self.admin_site._registry.get(Delivery)
+        if model_admin is None or not model_admin.has_view_permission(request):
+            return ""
+        return reverse(f"{self.admin_site.name}:documents_delivery_changelist")
 
 
 @admin.register(Participation)

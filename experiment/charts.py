@@ -34,7 +34,9 @@ HALF = 520
 
 def _svg(height: int, body, label: str, width: int = HALF) -> SafeString:
     return format_html(
-        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">{}</svg>',
+        '<svg class="chart {}" viewBox="0 0 {} {}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">'
+        "{}</svg>",
+        "half" if width == HALF else "wide",
         width,
         height,
         label,
@@ -395,43 +397,50 @@ def calendar_chart(*, stages: list[dict], starts_on: str, ends_on: str, purge_on
     return _svg(height, _join(parts), _("Stage calendar"))
 
 
-def failed_chart(rows: list[dict]) -> SafeString:
-    """Institutions with the most failed deliveries, longest bar first."""
+def failed_chart(rows: list[dict], *, link: str = "") -> SafeString:
+    """Institutions with the most failed deliveries, longest bar first.
+
+    Each name sits above its bar (institution names are long); with `link` (the
+    deliveries list's URL) each row opens that institution's failed deliveries.
+    """
     if not rows:
         return _svg(
             60,
             format_html('<text class="empty" x="{}" y="34">{}</text>', HALF // 2, _("No failed deliveries.")),
             _("Institutions with the most failed deliveries"),
         )
-    label_w, bar_x, bar_w, row_h = 230, 240, 240, 28
+    left, bar_w, row_h = 12, 400, 40
     scale = max(r["failed"] for r in rows)
     parts = []
     for i, row in enumerate(rows):
-        y = 6 + i * row_h
+        y = 4 + i * row_h
         w = round(row["failed"] / scale * bar_w, 1)
-        name = row["name"][:34] + ("…" if len(row["name"]) > 34 else "")
-        parts.append(
-            format_html(
-                '<text class="label" x="{}" y="{}" text-anchor="end">{}</text>'
-                '<rect class="failed" x="{}" y="{}" width="{}" height="18" rx="3"><title>{}: {}</title></rect>'
-                '<text class="value" x="{}" y="{}">{}</text>',
-                label_w,
-                y + 14,
-                name,
-                bar_x,
-                y,
-                max(w, 1),
-                row["name"],
-                n(row["failed"]),
-                bar_x + w + 6,
-                y + 14,
-                n(row["failed"]),
-            )
+        name = row["name"][:58] + ("…" if len(row["name"]) > 58 else "")
+        mark = format_html(
+            '<text class="label" x="{}" y="{}">{}</text>'
+            '<rect class="failed" x="{}" y="{}" width="{}" height="14" rx="3"><title>{}: {}</title></rect>'
+            '<text class="value" x="{}" y="{}">{}</text>',
+            left,
+            y + 12,
+            name,
+            left,
+            y + 18,
+            max(w, 1),
+            row["name"],
+            n(row["failed"]),
+            left + w + 6,
+            y + 30,
+            n(row["failed"]),
         )
-    return _svg(12 + len(rows) * row_h, _join(parts), _("Institutions with the most failed deliveries"))
+        if link:
+            mark = format_html(
+                '<a class="row-link" href="{}?institution={}&amp;state__exact=failed">{}</a>', link, row["id"], mark
+            )
+        parts.append(mark)
+    return _svg(8 + len(rows) * row_h, _join(parts), _("Institutions with the most failed deliveries"))
 
 
-def dashboard_charts(data: dict, *, today: dt.date) -> dict:
+def dashboard_charts(data: dict, *, today: dt.date, failed_link: str = "") -> dict:
     return {
         "participation": participation_chart(data["participation"]),
         "weekly": weekly_chart(
@@ -450,5 +459,5 @@ def dashboard_charts(data: dict, *, today: dt.date) -> dict:
             purge_on=data["purge_on"],
             today=today,
         ),
-        "failed": failed_chart(data["failed"]),
+        "failed": failed_chart(data["failed"], link=failed_link),
     }

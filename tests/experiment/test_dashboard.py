@@ -223,3 +223,21 @@ def test_donut_total_shrinks_to_fit_and_calendar_labels_do_not_collide():
     assert 'text-anchor="start">today' in early
     assert "forming · now" in late and "forming · now" in early
     assert "03/15/2030 – 12/31/2030 · forming" in late
+
+
+def test_failed_institutions_link_to_their_failed_deliveries(client, operator, experiment, activity):
+    operator.user_permissions.add(Permission.objects.get(codename="view_delivery"))
+    page = client.get(reverse(URL), {"year": experiment.year}).content.decode()
+    changelist = reverse("admin:documents_delivery_changelist")
+    href = f"{changelist}?institution={activity.pk}&amp;state__exact=failed"
+    assert f'href="{href}"' in page
+    listing = client.get(href.replace("&amp;", "&"))
+    assert listing.status_code == 200  # a lookup the admin accepts (no ?e=1 redirect)
+    assert listing.context["cl"].result_count == 3
+
+
+def test_failed_institutions_are_not_linked_for_an_operator_who_cannot_see_deliveries(
+    client, operator, experiment, activity
+):
+    page = client.get(reverse(URL), {"year": experiment.year}).content.decode()
+    assert "Колледж Неудач" in page and "row-link" not in page
