@@ -11,13 +11,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from documents.kinds import DocumentKind
 from experiment.admin_actions import ParticipationFilter, enrol_in_experiment
 from experiment.charts import dashboard_charts, n
 from experiment.forms import InnFileForm
 from experiment.models import Experiment, Participation, PurgeReport, Stage
 from experiment.selectors import dashboard_data, experiment_current
 from experiment.services import EnrolmentOutcome, participation_enrol, participation_enrol_inns
-from institutions.models import Institution
+from institutions.models import Institution, InstitutionKind
 from registry.errors import DomainError
 
 
@@ -226,11 +227,11 @@ class PurgeReportAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("documents by institution kind"))
     def institution_kinds(self, obj):
-        return _counts_table(obj.by_institution_kind)
+        return _counts_table(obj.by_institution_kind, labels=dict(InstitutionKind.choices))
 
     @admin.display(description=_("documents by document kind"))
     def document_kinds(self, obj):
-        return _counts_table(obj.by_document_kind)
+        return _counts_table(obj.by_document_kind, labels=dict(DocumentKind.choices))
 
     def has_add_permission(self, request):
         return False
@@ -242,10 +243,14 @@ class PurgeReportAdmin(admin.ModelAdmin):
         return False
 
 
-def _counts_table(counts: dict):
+def _counts_table(counts: dict, *, labels: dict):
+    """The counts as a small table, largest first, kinds by their names (the code for a kind since removed)."""
     if not counts:
         return "—"
-    rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", sorted(counts.items()))
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td></tr>", ((labels.get(kind, kind), n(count)) for kind, count in ordered)
+    )
     return format_html('<table class="purge-counts">{}</table>', rows)
 
 

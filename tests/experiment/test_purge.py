@@ -360,3 +360,32 @@ def test_the_command_line_exit_codes_and_output(exp2024):
     dry = command("2024", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[1:] == ["documents: 0", "graduates: 0", "deliveries: 0", "withdrawals queued: 0"]
+
+
+def test_the_purge_report_is_shown_read_only_in_the_admin(client, world):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from tests.conftest import login_to_admin
+    from tests.factories import UserFactory
+
+    report = purge.experiment_purge(year=2024, actor=Actor.system("purge")).report
+    operator = UserFactory(username="operator", is_staff=True)
+    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="experiment"))
+    login_to_admin(client, operator)
+
+    listing = client.get(reverse("admin:experiment_purgereport_changelist")).content.decode()
+    assert "system:purge" in listing
+    page = client.get(reverse("admin:experiment_purgereport_change", args=[report.pk]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    # The counts by kind, by their names.
+    assert "<td>Certificate of secondary general education (grade 11)</td><td>3</td>" in text
+    assert "<td>College</td><td>2</td>" in text
+    assert 'name="_save"' not in text  # nothing to edit
+    assert client.get(reverse("admin:experiment_purgereport_add")).status_code == 403
+    assert (
+        client.post(reverse("admin:experiment_purgereport_delete", args=[report.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert PurgeReport.objects.filter(pk=report.pk).exists()
