@@ -11,13 +11,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from documents.kinds import DocumentKind
 from experiment.admin_actions import ParticipationFilter, enrol_in_experiment
-from experiment.charts import dashboard_charts
+from experiment.charts import dashboard_charts, n
 from experiment.forms import InnFileForm
 from experiment.models import Experiment, Participation, PurgeReport, Stage
 from experiment.selectors import dashboard_data, experiment_current
 from experiment.services import EnrolmentOutcome, participation_enrol, participation_enrol_inns
-from institutions.models import Institution
+from institutions.models import Institution, InstitutionKind
 from registry.errors import DomainError
 
 
@@ -89,17 +90,32 @@ class ExperimentAdmin(admin.ModelAdmin):
         if experiment is not None:
             today = timezone.localdate()
             data = dashboard_data(experiment=experiment)
+            stage_starts = [dt.date.fromisoformat(stage["starts_on"]) for stage in data["stages"]]
             context.update(
                 title=_("Experiment %(year)s dashboard") % {"year": experiment.year},
                 data=data,
-                charts=dashboard_charts(data, today=today),
+                charts=dashboard_charts(data, today=today, failed_link=self._deliveries_url(request)),
                 today=today,
+                calendar_from=min([experiment.starts_on, *stage_starts]).replace(day=1),
                 computed_at=dt.datetime.fromisoformat(data["computed_at"]),
-                participants=sum(row["participants"] for row in data["participation"]),
-                targets=sum(row["target"] for row in data["participation"]),
-                documents=sum(row["n"] for row in data["weeks"]),
+                tiles={
+                    "participants": n(sum(row["participants"] for row in data["participation"])),
+                    "targets": n(sum(row["target"] for row in data["participation"])),
+                    "documents": n(sum(row["n"] for row in data["weeks"])),
+                    "done": n(data["deliveries"]["done"]),
+                    "failed": n(data["deliveries"]["failed"]),
+                },
             )
         return TemplateResponse(request, "admin/experiment/dashboard.html", context)
+
+    def _deliveries_url(self, request) -> str:
+        """The deliveries list, when this operator may see it (the failed chart links there)."""
+        from documents.models import Delivery
+
+        model_admin = self.admin_site._registry.get(Delivery)
+        if model_admin is None or not model_admin.has_view_permission(request):
+            return ""
+        return reverse(f"{self.admin_site.name}:documents_delivery_changelist")
 
 
 @admin.register(Participation)
@@ -211,11 +227,11 @@ class PurgeReportAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("documents by institution kind"))
     def institution_kinds(self, obj):
-        return _counts_table(obj.by_institution_kind)
+        return _counts_table(obj.by_institution_kind, labels=dict(InstitutionKind.choices))
 
     @admin.display(description=_("documents by document kind"))
     def document_kinds(self, obj):
-        return _counts_table(obj.by_document_kind)
+        return _counts_table(obj.by_document_kind, labels=dict(DocumentKind.choices))
 
     def has_add_permission(self, request):
         return False
@@ -227,10 +243,14 @@ class PurgeReportAdmin(admin.ModelAdmin):
         return False
 
 
-def _counts_table(counts: dict):
+def _counts_table(counts: dict, *, labels: dict):
+    """The counts as a small table, largest first, kinds by their names (the code for a kind since removed)."""
     if not counts:
         return "—"
-    rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", sorted(counts.items()))
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td></tr>", ((labels.get(kind, kind), n(count)) for kind, count in ordered)
+    )
     return format_html('<table class="purge-counts">{}</table>', rows)
 
 

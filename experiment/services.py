@@ -120,7 +120,7 @@ class EnrolmentOutcome:
         ENROLLED: _("enrolled"),
         ALREADY_ENROLLED: _("already enrolled"),
         UNKNOWN_INN: _("no institution with this INN"),
-        INVALID_INN: _("not a valid INN"),
+        INVALID_INN: _("not a valid INN (10 or 12 digits with correct check digits)"),
     }
 
 
@@ -187,28 +187,53 @@ def participation_enrol(*, experiment: Experiment, institution: Institution, use
 
 
 def _decode(data: bytes) -> str:
+    """Return the file's text (UTF-8 with or without BOM, else Windows-1251); refuse a binary file."""
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ValidationFailed.for_field(
+            "file", _("This is a spreadsheet, not a CSV file: save it as CSV (one INN per line) and upload that.")
+        )
+    if b"\x00" in data:
+        raise ValidationFailed.for_field("file", _("This is not a text file: upload a CSV list of INNs."))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        pass
+    try:
         return data.decode("cp1251")
+    except UnicodeDecodeError:
+        raise ValidationFailed.for_field(
+            "file", _("The file is neither UTF-8 nor Windows-1251 text: save it as CSV in one of them.")
+        ) from None
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter of the file's first non-empty line: the most frequent of `;`, `,`, tab (`,` if none)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: first.count(d) for d in (";", ",", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _inn_cell(cell: str) -> str:
+    # Spreadsheets export an INN kept as text with a leading apostrophe, and people
+    # paste INNs with spaces (also non-breaking ones) between digit groups.
+    return "".join(cell.lstrip("'").split())
 
 
 def inn_rows(data: bytes) -> list[tuple[int, str]]:
     """Return (line number, INN) for each non-empty line of a CSV list of INNs.
 
-    Accepts UTF-8 (with or without BOM) or Windows-1251, `;` or `,` delimited. A
-    header row naming an "inn"/"ИНН" column selects that column; otherwise the first
-    column is the INN and every row is data.
+    Accepts UTF-8 (with or without BOM) or Windows-1251, `;`, `,` or tab delimited
+    (taken from the first line). A header row naming an "inn"/"ИНН" column selects
+    that column; otherwise the first column is the INN and every row is data.
+    Raises ValidationFailed for a file that is not text (a spreadsheet, a binary).
     """
     text = _decode(data)
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=";,\t")
-    except csv.Error:
-        dialect = csv.excel
     rows = []
     column = 0
     header_seen = False
-    for number, row in enumerate(csv.reader(io.StringIO(text), dialect), start=1):
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    for number, row in enumerate(reader, start=1):
         cells = [cell.strip() for cell in row]
         if not any(cells):
             continue
@@ -218,7 +243,7 @@ def inn_rows(data: bytes) -> list[tuple[int, str]]:
             if "inn" in names or "инн" in names:
                 column = names.index("inn") if "inn" in names else names.index("инн")
                 continue
-        rows.append((number, cells[column] if column < len(cells) else ""))
+        rows.append((number, _inn_cell(cells[column]) if column < len(cells) else ""))
     return rows
 
 

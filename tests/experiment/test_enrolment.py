@@ -195,3 +195,35 @@ def test_csv_upload_is_refused_to_staff_without_the_permission(client, exp):
     login_to_admin(client, user)
     response = client.get(reverse("admin:experiment_participation_enrol_csv"))
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\x98", "This is a spreadsheet, not a CSV file"),
+        (bytes(range(256)), "This is not a text file"),
+        (b"\x98\x98\x98", "neither UTF-8 nor Windows-1251"),
+    ],
+    ids=["xlsx", "binary", "undecodable"],
+)
+def test_csv_upload_of_a_file_that_is_not_a_csv_is_refused_with_a_message(client, operator, exp, body, message):
+    InstitutionFactory()
+    response = client.post(
+        reverse("admin:experiment_participation_enrol_csv"),
+        {"experiment": exp.pk, "file": SimpleUploadedFile("inns.xlsx", body)},
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert response.context["report"] is None
+    assert not Participation.objects.exists()
+
+
+def test_csv_inns_with_spaces_apostrophes_and_a_quoted_name_column(exp):
+    a, b = InstitutionFactory(), InstitutionFactory()
+    body = f'Наименование;ИНН\n"Школа; №1";{a.inn[:4]} {a.inn[4:]}\n"Лицей, №2";\'{b.inn}\n'.encode("cp1251")
+    report = participation_enrol_inns(experiment=exp, data=body)
+    assert [(line.line, line.inn, line.outcome) for line in report.lines] == [
+        (2, a.inn, "enrolled"),
+        (3, b.inn, "enrolled"),
+    ]
+    assert enrolled_ids(exp) == {a.pk, b.pk}

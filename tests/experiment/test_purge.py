@@ -260,3 +260,151 @@ def test_purge_takes_the_partner_idempotency_keys_of_its_documents(world):
 
     assert not ApiIdempotencyKey.objects.filter(pk=purged.pk).exists()
     assert ApiIdempotencyKey.objects.filter(pk=kept.pk, document=world["regular"]).exists()
+
+
+# --- Through the outbox to the Gosuslugi emulator --------------------------------------
+
+
+@pytest.fixture
+def embedded_emulator(settings, tmp_path):
+    """The in-process emulator, empty, with Celery tasks run in-process (the embedded shape)."""
+    from documents.emulator import store
+    from registry.celery import app
+
+    settings.GOSUSLUGI_URL = ""
+    settings.GOSUSLUGI_EMULATOR = True
+    settings.GOSUSLUGI_EMULATOR_DB = tmp_path / "gosuslugi-emulator.sqlite3"
+    state = store()
+    state.reset()
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield state
+    app.conf.task_always_eager = eager
+    state.reset()
+
+
+def test_purge_withdraws_the_documents_from_the_emulators_accounts(
+    alice_actor, experiment, embedded_emulator, django_capture_on_commit_callbacks, settings
+):
+    from documents import delivery, gosuslugi
+    from tests.documents.gosuslugi_support import issue_document
+
+    settings.REGISTRY_REGULAR_OPERATION = True
+    experimental = [issue_document(alice_actor) for _ in range(2)]
+    snils = [document.graduate.snils for document in experimental]
+    for document in experimental:
+        row = Delivery.objects.get(document=document, action="publish")
+        assert delivery.delivery_process(delivery_id=row.pk) == "done"
+    assert all(len(gosuslugi.account_documents(snils=s)) == 1 for s in snils)
+    # A regular document of another institution, placed in its holder's account: it stays.
+    regular_school = InstitutionFactory()
+    from tests.factories import MembershipFactory, UserFactory
+
+    MembershipFactory(user=(signer := UserFactory()), institution=regular_school, role="signer")
+    regular = issue_document(Actor.staff(user=signer, institution=regular_school, role="signer"))
+    assert regular.experiment_id is None
+    delivery.delivery_process(delivery_id=Delivery.objects.get(document=regular, action="publish").pk)
+    regular_snils = regular.graduate.snils
+    assert len(gosuslugi.account_documents(snils=regular_snils)) == 1
+
+    # The purge commits its batches, then sends the withdrawals through the sweep.
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = purge.experiment_purge(year=experiment.year, actor=Actor.system("test"), as_of=experiment.purge_on)
+    assert outcome.counts.withdrawals == 2
+
+    assert all(gosuslugi.account_documents(snils=s) == [] for s in snils)
+    assert len(gosuslugi.account_documents(snils=regular_snils)) == 1
+    withdrawals = Delivery.objects.filter(action="withdraw")
+    assert withdrawals.count() == 2
+    assert set(withdrawals.values_list("state", flat=True)) == {"done"}
+    assert all(w.document_id is None for w in withdrawals)
+    assert embedded_emulator.stats()["removed"] == 2
+
+
+def test_the_daily_purge_is_in_the_beat_schedule(settings):
+    from registry.celery import app
+
+    name = "experiment.tasks.purge_due_experiments"
+    entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == name]
+    assert len(entries) == 1
+    schedule = entries[0]["schedule"]
+    # At least once a day: a number of seconds, or a Celery schedule object.
+    seconds = schedule if isinstance(schedule, int | float) else schedule.run_every.total_seconds()
+    assert 0 < seconds <= 24 * 3600
+    assert app.tasks["experiment.tasks.purge_due_experiments"].name == tasks.purge_due_experiments.name
+
+
+def test_a_malformed_as_of_date_is_a_usage_error():
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        run(2024, "--as-of", "2024-13-01")
+
+
+@pytest.mark.postgres
+def test_the_command_line_exit_codes_and_output(exp2024):
+    """The contract as a scheduler sees it: 0 and the counts, 1 and a message on refusal, 2 on bad usage."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    credentials = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else "")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REGISTRY_DEMO": "1",
+        "CELERY_BROKER_URL": "",
+    }
+
+    def command(*args):
+        return subprocess.run(
+            [sys.executable, "manage.py", "purge_experiment", *args],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    refused = command("2024", "--as-of", "2024-12-31")
+    assert refused.returncode == 1
+    assert "has not ended" in refused.stderr and "Traceback" not in refused.stderr
+    assert command("1999").returncode == 1
+    bad = command("2024", "--as-of", "31.12.2024")
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+    dry = command("2024", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[1:] == ["documents: 0", "graduates: 0", "deliveries: 0", "withdrawals queued: 0"]
+
+
+def test_the_purge_report_is_shown_read_only_in_the_admin(client, world):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from tests.conftest import login_to_admin
+    from tests.factories import UserFactory
+
+    report = purge.experiment_purge(year=2024, actor=Actor.system("purge")).report
+    operator = UserFactory(username="operator", is_staff=True)
+    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="experiment"))
+    login_to_admin(client, operator)
+
+    listing = client.get(reverse("admin:experiment_purgereport_changelist")).content.decode()
+    assert "system:purge" in listing
+    page = client.get(reverse("admin:experiment_purgereport_change", args=[report.pk]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    # The counts by kind, by their names.
+    assert "<td>Certificate of secondary general education (grade 11)</td><td>3</td>" in text
+    assert "<td>College</td><td>2</td>" in text
+    assert 'name="_save"' not in text  # nothing to edit
+    assert client.get(reverse("admin:experiment_purgereport_add")).status_code == 403
+    assert (
+        client.post(reverse("admin:experiment_purgereport_delete", args=[report.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert PurgeReport.objects.filter(pk=report.pk).exists()

@@ -1,5 +1,6 @@
 """`purge_experiment YEAR [--dry-run] [--as-of YYYY-MM-DD]`: the purge the scheduler runs."""
 
+import argparse
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
@@ -10,10 +11,11 @@ from registry.errors import DomainError
 
 
 def _date(value: str) -> dt.date:
+    # ArgumentTypeError: argparse reports it as a usage error (exit 2) rather than a traceback.
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"--as-of must be a date YYYY-MM-DD, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a date YYYY-MM-DD, got {value!r}") from None
 
 
 def counts_lines(counts: PurgeCounts) -> list[str]:
@@ -39,7 +41,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("year", type=int)
         parser.add_argument("--dry-run", action="store_true", help="Print what would be deleted; delete nothing.")
-        parser.add_argument("--as-of", type=_date, default=None, help="Take this date as today (YYYY-MM-DD).")
+        parser.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="Take this date as today.")
 
     def handle(self, *args, year, dry_run, as_of, **options):
         try:
