@@ -35,6 +35,7 @@ from documents import gosuslugi
 from documents.models import Delivery, DeliveryAction, DeliveryState, Document, DocumentStatus
 from documents.signing import signed_form
 from registry.actors import Actor
+from registry.bulk import allocate_ids, insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,33 @@ def deliveries_enqueue(*, documents: list[Document], action: str) -> list[Delive
     if due:
         transaction.on_commit(lambda: deliveries_dispatch(delivery_ids=due))
     return rows
+
+
+_NEW_DELIVERY_COLUMNS = ("id", "document_id", "institution_id", "action", "state", "next_attempt_at", "created_at")
+
+
+def deliveries_enqueue_new(*, document_ids: list[int], institution_id: int) -> list[int]:
+    """Write a publish row per newly issued document in one go; send the tasks on commit.
+
+    `deliveries_enqueue` for bulk issuance (the import): the documents were never
+    published, so every row is a pending publish, and the rows are written without
+    model instances (registry.bulk). Runs in the caller's transaction. Return the
+    rows' ids.
+    """
+    if not document_ids:
+        return []
+    now = timezone.now()
+    ids = allocate_ids(Delivery, len(document_ids))
+    insert_rows(
+        Delivery,
+        _NEW_DELIVERY_COLUMNS,
+        [
+            (pk, document_id, institution_id, PUBLISH, PENDING, now, now)
+            for pk, document_id in zip(ids, document_ids, strict=True)
+        ],
+    )
+    transaction.on_commit(lambda: deliveries_dispatch(delivery_ids=ids))
+    return ids
 
 
 def _eager() -> bool:

@@ -25,16 +25,18 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from documents.delivery import deliveries_enqueue
+from documents.delivery import deliveries_enqueue, deliveries_enqueue_new
 from documents.history import events_record
 from documents.models import (
+    CopyMark,
     DeliveryAction,
     Document,
     DocumentStatus,
@@ -42,6 +44,7 @@ from documents.models import (
     ImportJob,
     ImportJobState,
     ImportRejection,
+    new_verification_code,
 )
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.services import DocumentData, GraduateData, document_data_errors, graduate_data_errors
@@ -52,6 +55,7 @@ from experiment.services import forming_rule
 from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
+from registry.bulk import allocate_ids, insert_rows
 from registry.csv_safe import FORMULA_PREFIXES, neutralise_formula
 from registry.errors import DomainError, NotAllowed, ValidationFailed
 from registry.uploads import upload_check, xlsx_archive_check
@@ -584,10 +588,10 @@ class _BatchImporter:
                 existing[values[:3]] = values[3:]
             hashes = {row.snils_hash for row in rows}
             self.graduates = {
-                g.snils_hash: g
-                for g in Graduate.objects.filter(institution=self.institution, snils_hash__in=hashes).only(
-                    "id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date", "institution_id"
-                )
+                snils_hash: _Person(pk, *names)
+                for pk, snils_hash, *names in Graduate.objects.filter(
+                    institution=self.institution, snils_hash__in=hashes
+                ).values_list("id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date")
             }
         else:
             self.graduates = {}
@@ -623,107 +627,178 @@ class _BatchImporter:
         return accepted, unchanged, conflicts
 
     def _write(self, rows: list[Row], job: ImportJob) -> None:
+        """Write the batch's new graduates, its documents and (when issuing) their outbox rows.
+
+        No model instances: ids are reserved first, so documents name their graduates
+        and signed payloads name their documents without reading anything back, and
+        the rows go in as plain values (a COPY on PostgreSQL, see registry.bulk).
+        """
         now = timezone.now()
+        institution = self.institution
         if self.new_graduates:
-            _bulk_insert(
-                Graduate,
-                [
-                    Graduate(
-                        institution=self.institution,
-                        last_name=g.last_name.strip(),
-                        first_name=g.first_name.strip(),
-                        middle_name=(g.middle_name or "").strip(),
-                        birth_date=g.birth_date,
-                        citizenship=g.citizenship or "RUS",
-                        snils_encrypted=snils_encrypt(g.snils),
-                        snils_hash=snils_hash,
-                        created_at=now,
-                    )
-                    for snils_hash, g in self.new_graduates.items()
-                ],
-            )
-            self.graduates.update(
-                (g.snils_hash, g)
-                for g in Graduate.objects.filter(
-                    institution=self.institution, snils_hash__in=list(self.new_graduates)
-                ).only("id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date", "institution_id")
-            )
+            graduate_rows = []
+            ids = allocate_ids(Graduate, len(self.new_graduates))
+            for pk, (snils_hash, g) in zip(ids, self.new_graduates.items(), strict=True):
+                person = _Person(
+                    pk, g.last_name.strip(), g.first_name.strip(), (g.middle_name or "").strip(), g.birth_date
+                )
+                self.graduates[snils_hash] = person
+                graduate_rows.append(
+                    (*person, institution.pk, g.citizenship or "RUS", snils_encrypt(g.snils), snils_hash, now, now)
+                )
+            insert_rows(Graduate, _GRADUATE_COLUMNS, graduate_rows)
         ids = _allocate_document_ids(len(rows))
-        key = signing_key_current(institution=self.institution) if self.issue else None
-        indexes = status_list_indexes_new(len(rows)) if self.issue else [None] * len(rows)
-        documents = []
+        if self.issue:
+            key = signing_key_current(institution=institution)
+            indexes = status_list_indexes_new(len(rows))
+            status, experiment_id, key_id, signed_at = DocumentStatus.ISSUED, self.experiment.pk, key.pk, now
+        else:
+            key, indexes = None, [None] * len(rows)
+            status, experiment_id, key_id, signed_at = DocumentStatus.DRAFT, None, None, None
+        created_by_id = self.actor.user.pk if self.actor.user is not None else None
+        document_rows = []
         for pk, index, row in zip(ids, indexes, rows, strict=True):
             d = row.document
-            document = Document(
-                pk=pk,
-                institution=self.institution,
-                graduate=self.graduates[row.snils_hash],
-                kind=d.kind,
-                series=d.series,
-                number=d.number,
-                registration_number=d.registration_number,
-                issued_on=d.issued_on,
-                programme_code=d.programme_code,
-                programme_name=d.programme_name,
-                qualification=d.qualification,
-                hours=d.hours,
-                honours=d.honours,
-                grades=[],
-                import_job=job,
-                created_by=self.actor.user,
-                created_at=now,
-                status=DocumentStatus.DRAFT,
-            )
+            person = self.graduates[row.snils_hash]
+            code = new_verification_code()
+            payload = None
+            signature = ""
             if self.issue:
-                document.status = DocumentStatus.ISSUED
-                document.status_list_index = index
-                document.experiment = self.experiment
-                payload = build_payload(document)
-                document.signed_payload = payload
-                document.signature = sign_payload(payload, key)
-                document.signing_key = key
-                document.signed_at = now
-            documents.append(document)
-        _bulk_insert(Document, documents)
+                payload = build_payload(_Unsaved(pk, code, d, institution, person, self.experiment))
+                signature = sign_payload(payload, key)
+            document_rows.append(
+                (
+                    pk,
+                    institution.pk,
+                    person.id,
+                    d.kind,
+                    d.series,
+                    d.number,
+                    d.registration_number,
+                    d.issued_on,
+                    d.programme_code,
+                    d.programme_name,
+                    d.qualification,
+                    d.hours,
+                    d.honours,
+                    [],
+                    status,
+                    experiment_id,
+                    code,
+                    payload,
+                    signature,
+                    key_id,
+                    signed_at,
+                    index,
+                    job.pk,
+                    created_by_id,
+                    now,
+                    now,
+                )
+            )
+        insert_rows(Document, _DOCUMENT_COLUMNS, document_rows)
         if self.issue:
-            # One INSERT for the batch's outbox rows; the delivery tasks go out on
+            # One write for the batch's outbox rows; the delivery tasks go out on
             # commit, many rows per task.
-            deliveries_enqueue(documents=documents, action=DeliveryAction.PUBLISH)
+            deliveries_enqueue_new(document_ids=ids, institution_id=institution.pk)
         events_record(
             actor=self.actor,
             action="documents.imported" if self.issue else "documents.drafted_by_import",
             object_type="importjob",
-            items=[(job.pk, {"batch": self.batch_number, "count": len(documents), "ids": [ids[0], ids[-1]]})],
-            institution_id=self.institution.pk,
+            items=[(job.pk, {"batch": self.batch_number, "count": len(ids), "ids": [ids[0], ids[-1]]})],
+            institution_id=institution.pk,
         )
 
 
-def _bulk_insert(model, objects: list) -> None:
-    """INSERT `objects` (their primary keys set, or not needed afterwards) in one go.
+class _Person(NamedTuple):
+    """A graduate as the import needs it: to match rows and to build payloads."""
 
-    On PostgreSQL this is a COPY: for a batch of signed documents, building and
-    quoting a parameterised INSERT costs several times more than the rows' own work.
+    id: int
+    last_name: str
+    first_name: str
+    middle_name: str
+    birth_date: dt.date
+
+
+_GRADUATE_COLUMNS = (
+    "id",
+    "last_name",
+    "first_name",
+    "middle_name",
+    "birth_date",
+    "institution_id",
+    "citizenship",
+    "snils_encrypted",
+    "snils_hash",
+    "created_at",
+    "updated_at",
+)
+_DOCUMENT_COLUMNS = (
+    "id",
+    "institution_id",
+    "graduate_id",
+    "kind",
+    "series",
+    "number",
+    "registration_number",
+    "issued_on",
+    "programme_code",
+    "programme_name",
+    "qualification",
+    "hours",
+    "honours",
+    "grades",
+    "status",
+    "experiment_id",
+    "verification_code",
+    "signed_payload",
+    "signature",
+    "signing_key_id",
+    "signed_at",
+    "status_list_index",
+    "import_job_id",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+)
+
+
+class _Unsaved:
+    """What `build_payload` reads of a document, for an imported row not yet written.
+
+    An imported document is an original (no copy mark, no replacement) without
+    grades; everything else comes from the row, its graduate and the batch.
     """
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objects)
-        return
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and objects[0].pk is None)]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-    ):
-        for obj in objects:
-            row = []
-            for f in fields:
-                value = f.pre_save(obj, True)
-                if f.attname in json_fields and value is not None:
-                    value = json.dumps(value, ensure_ascii=False)
-                row.append(value)
-            copy.write_row(row)
+
+    __slots__ = (
+        "experiment",
+        "experiment_id",
+        "graduate",
+        "honours",
+        "hours",
+        "institution",
+        "issued_on",
+        "kind",
+        "number",
+        "pk",
+        "programme_code",
+        "programme_name",
+        "qualification",
+        "registration_number",
+        "series",
+        "verification_code",
+    )
+    grades = ()
+    copy_mark = CopyMark.ORIGINAL
+    replaces_id = None
+
+    def __init__(self, pk, code, data: DocumentData, institution, graduate: _Person, experiment):
+        self.pk, self.verification_code, self.institution, self.graduate = pk, code, institution, graduate
+        self.kind, self.series, self.number = data.kind, data.series, data.number
+        self.registration_number, self.issued_on = data.registration_number, data.issued_on
+        self.programme_code, self.programme_name = data.programme_code, data.programme_name
+        self.qualification, self.hours, self.honours = data.qualification, data.hours, data.honours
+        self.experiment, self.experiment_id = experiment, experiment.pk if experiment is not None else None
 
 
 def _conflict_field(code: str) -> str:
@@ -732,20 +807,7 @@ def _conflict_field(code: str) -> str:
 
 def _allocate_document_ids(n: int) -> list[int]:
     """Reserve `n` document ids up front: a signed payload names its document's id."""
-    table = Document._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n])
-            return [r[0] for r in cursor.fetchall()]
-        # SQLite: the batch's transaction holds the database's write lock
-        # (transaction_mode IMMEDIATE), so no one else takes ids until it commits.
-        # Start after the AUTOINCREMENT high-water mark so a deleted id is never reused.
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608 - table name from the model
-        top = cursor.fetchone()[0]
-        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-        seq = cursor.fetchone()
-        start = max(top, seq[0] if seq else 0) + 1
-        return list(range(start, start + n))
+    return allocate_ids(Document, n)
 
 
 def import_job_rejections(job: ImportJob):
