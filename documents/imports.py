@@ -190,9 +190,12 @@ def _cell_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     text = str(value).strip()
-    if text[:1] == "'" and text[1:].startswith(FORMULA_PREFIXES):
-        text = text[1:]
-    return text
+    return _unprefix(text) if text[:1] == "'" else text
+
+
+def _unprefix(text: str) -> str:
+    """Strip the "'" an export puts before a cell starting with a formula trigger."""
+    return text[1:] if text[1:].startswith(FORMULA_PREFIXES) else text
 
 
 def _detect_csv(head: bytes) -> tuple[str, str]:
@@ -220,7 +223,8 @@ def _csv_rows(fh) -> Iterator[list[str]]:
     text = io.TextIOWrapper(fh, encoding=encoding, newline="")
     try:
         for record in csv.reader(text, delimiter=delimiter):
-            yield [_cell_text(v) for v in record]
+            # A CSV cell is always text: `_cell_text` reduced to what applies to text.
+            yield [_unprefix(v) if v[:1] == "'" else v for v in map(str.strip, record)]
     except UnicodeDecodeError:
         raise ImportFileError("encoding") from None
     except csv.Error:
@@ -310,6 +314,11 @@ class Row:
 def _parse_date(text: str, field: str, errors: dict) -> dt.date | None:
     if not text:
         return None
+    if len(text) == 10 and text[4] == "-" and text[7] == "-" and text.isascii():
+        try:  # the common case, in C; anything it refuses gets the full treatment below
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
     for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
         try:
             return dt.datetime.strptime(text, fmt).date()
@@ -355,10 +364,11 @@ def parse_row(line: int, values: dict[str, str]) -> Row:
     return Row(line=line, graduate=graduate, document=document, parse_errors=errors)
 
 
-def row_errors(row: Row, institution_kind: str) -> dict:
+def row_errors(row: Row, institution_kind: str, today: dt.date | None = None) -> dict:
     """{field: [message]} for a row: the services' checks, plus this module's format errors."""
-    errors = graduate_data_errors(row.graduate)
-    errors.update(document_data_errors(institution_kind=institution_kind, data=row.document))
+    today = today or timezone.localdate()
+    errors = graduate_data_errors(row.graduate, today=today)
+    errors.update(document_data_errors(institution_kind=institution_kind, data=row.document, today=today))
     for field, codes in row.parse_errors.items():
         errors[field] = [MESSAGES[c] for c in codes]  # the precise reason replaces "required"
     return errors
@@ -544,13 +554,14 @@ class _BatchImporter:
         rejected: list[ImportRejection] = []
         valid: list[Row] = []
         kind = self.institution.kind
+        today = timezone.localdate()
         for line, values in records:
             if values is None:
                 continue
             row = parse_row(line, values)
-            if row_errors(row, kind):
+            if row_errors(row, kind, today):
                 rejected.append(
-                    ImportRejection(job=job, line=line, reasons=_reasons(lambda r=row: row_errors(r, kind)))
+                    ImportRejection(job=job, line=line, reasons=_reasons(lambda r=row: row_errors(r, kind, today)))
                 )
                 continue
             row.snils_hash = snils_lookup_hash(row.graduate.snils)
@@ -656,18 +667,20 @@ class _BatchImporter:
             key, indexes = None, [None] * len(rows)
             status, experiment_id, key_id, signed_at = DocumentStatus.DRAFT, None, None, None
         created_by_id = self.actor.user.pk if self.actor.user is not None else None
-        document_rows = []
-        for pk, index, row in zip(ids, indexes, rows, strict=True):
-            d = row.document
-            person = self.graduates[row.snils_hash]
-            code = new_verification_code()
-            payload = None
-            signature = ""
-            if self.issue:
-                payload = build_payload(_Unsaved(pk, code, d, institution, person, self.experiment))
-                signature = sign_payload(payload, key)
-            document_rows.append(
-                (
+
+        def document_rows():
+            # A generator: each row goes to the COPY as soon as it is signed, so the
+            # database stores one row while the next is being signed.
+            for pk, index, row in zip(ids, indexes, rows, strict=True):
+                d = row.document
+                person = self.graduates[row.snils_hash]
+                code = new_verification_code()
+                payload = None
+                signature = ""
+                if self.issue:
+                    payload = build_payload(_Unsaved(pk, code, d, institution, person, self.experiment))
+                    signature = sign_payload(payload, key)
+                yield (
                     pk,
                     institution.pk,
                     person.id,
@@ -695,8 +708,8 @@ class _BatchImporter:
                     now,
                     now,
                 )
-            )
-        insert_rows(Document, _DOCUMENT_COLUMNS, document_rows)
+
+        insert_rows(Document, _DOCUMENT_COLUMNS, document_rows())
         if self.issue:
             # One write for the batch's outbox rows; the delivery tasks go out on
             # commit, many rows per task.

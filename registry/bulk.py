@@ -46,41 +46,54 @@ def allocate_ids(model, n: int) -> list[int]:
         return list(range(start, start + n))
 
 
-def _filler(field, now):
-    """Return a function giving an unlisted field's value for one row (its default)."""
+def _per_row(field) -> bool:
+    """Tell whether an unlisted field's default must be computed per row (uuid4, a random code)."""
+    return field.has_default() and callable(field.default)
+
+
+def _constant(field, now):
+    """An unlisted field's value for every row: `now` for auto_now fields, else its default."""
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda: now
-    if field.has_default() and callable(field.default):
-        return field.get_default  # a callable default (uuid4, a random code): one per row
-    value = field.get_default()  # a constant default, or the field's empty value
-    return lambda: value
+        return now
+    return field.get_default()  # a constant default, or the field's empty value
 
 
 def insert_rows(model, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     """INSERT `rows` (tuples of values for `columns`, attnames) into `model`'s table.
 
-    Every other concrete field gets its default (per row for a callable default,
-    `now` for auto_now fields); the primary key, when not listed, its sequence.
-    Values are Python values as the model holds them (JSON fields as dicts and
-    lists). No signals, no `save()`: for rows whose every value the caller knows.
-    Return the number of rows written.
+    `rows` may be a generator: on PostgreSQL each row is sent as soon as it is
+    produced. Every other concrete field gets its default (per row for a callable
+    default, `now` for auto_now fields); the primary key, when not listed, its
+    sequence. Values are Python values as the model holds them (JSON fields as
+    dicts and lists). No signals, no `save()`: for rows whose every value the
+    caller knows. Return the number of rows written.
     """
     meta = model._meta
     listed = [meta.get_field(name) for name in columns]
     listed_names = {f.attname for f in listed}
     now = timezone.now()
     others = [f for f in meta.concrete_fields if f.attname not in listed_names and not f.primary_key]
-    fillers = [_filler(f, now) for f in others]
+    per_row = [f for f in others if _per_row(f) and not getattr(f, "auto_now", False)]
+    constant = [f for f in others if f not in per_row]
+    defaults = [f.get_default for f in per_row]
+    constants = [_constant(f, now) for f in constant]
+    fields = listed + per_row + constant
     if connection.vendor != "postgresql":
-        names = [f.attname for f in listed] + [f.attname for f in others]
-        objects = [model(**dict(zip(names, (*row, *(fill() for fill in fillers)), strict=True))) for row in rows]
+        names = [f.attname for f in fields]
+        objects = [
+            model(**dict(zip(names, (*row, *(default() for default in defaults), *constants), strict=True)))
+            for row in rows
+        ]
         model.objects.bulk_create(objects, batch_size=500)
         return len(objects)
 
-    fields = listed + others
     # JSON goes in as text; orjson unless the field has an encoder of its own.
-    json_at = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
-    encoders = {i: fields[i].encoder for i in json_at}
+    is_json = [f.get_internal_type() == "JSONField" for f in fields]
+    json_at = [(i, fields[i].encoder) for i in range(len(listed) + len(per_row)) if is_json[i]]
+    tail = tuple(
+        _json_text(value, f.encoder) if is_json[len(listed) + len(per_row) + i] and value is not None else value
+        for i, (f, value) in enumerate(zip(constant, constants, strict=True))
+    )
     column_list = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     table = connection.ops.quote_name(meta.db_table)
     count = 0
@@ -91,11 +104,11 @@ def insert_rows(model, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     ):
         write_row = copy.write_row
         for row in rows:
-            values = [*row, *(fill() for fill in fillers)] if fillers or json_at else row
-            for i in json_at:
+            values = [*row, *(default() for default in defaults), *tail]
+            for i, encoder in json_at:
                 value = values[i]
                 if value is not None:
-                    values[i] = _json_text(value, encoders[i])
+                    values[i] = _json_text(value, encoder)
             write_row(values)
             count += 1
     return count
