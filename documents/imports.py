@@ -595,13 +595,13 @@ class _BatchImporter:
         if rows:
             numbers = {row.document.number for row in rows}
             fields = ("kind", "series", "number", "institution_id", "graduate__snils_hash", *_DOCUMENT_COMPARED)
-            for values in Document.objects.filter(number__in=numbers).values_list(*fields):
+            for values in Document.objects.filter(number__any=list(numbers)).values_list(*fields):
                 existing[values[:3]] = values[3:]
             hashes = {row.snils_hash for row in rows}
             self.graduates = {
                 snils_hash: _Person(pk, *names)
                 for pk, snils_hash, *names in Graduate.objects.filter(
-                    institution=self.institution, snils_hash__in=hashes
+                    institution=self.institution, snils_hash__any=list(hashes)
                 ).values_list("id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date")
             }
         else:
