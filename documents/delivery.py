@@ -136,7 +136,7 @@ def deliveries_dispatch_in_worker(*, delivery_ids: list[int]) -> None:
     if not ids:
         return
     if _eager():
-        deliveries_dispatch(delivery_ids=ids)
+        dispatch_deliveries.apply_async((ids,))  # runs here, now
         return
     _send_fail_fast(dispatch_deliveries, [(ids,)])
 
