@@ -37,6 +37,7 @@ from documents.delivery import deliveries_enqueue, deliveries_enqueue_new
 from documents.history import events_record
 from documents.models import (
     CopyMark,
+    Delivery,
     DeliveryAction,
     Document,
     DocumentStatus,
@@ -55,7 +56,7 @@ from experiment.services import forming_rule
 from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
-from registry.bulk import allocate_ids, insert_rows
+from registry.bulk import PlannerStatistics, allocate_ids, insert_rows
 from registry.csv_safe import FORMULA_PREFIXES, neutralise_formula
 from registry.errors import DomainError, NotAllowed, ValidationFailed
 from registry.uploads import upload_check, xlsx_archive_check
@@ -493,6 +494,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["state", "started_at", "total_rows"])
         importer = _BatchImporter(job=job, actor=actor, issue=issue, experiment=experiment)
+        statistics = PlannerStatistics(Document, Graduate, Delivery)
         with job.file.open("rb") as fh:
             batch: list[tuple[int, dict | None]] = []
             for index, record in enumerate(read_records(fh, job.original_name)):
@@ -502,6 +504,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
                 if len(batch) >= BATCH_SIZE:
                     if not importer.run(batch):
                         return job
+                    statistics.rows_added(len(batch))
                     batch = []
             if batch and not importer.run(batch):
                 return job
@@ -588,15 +591,13 @@ class _BatchImporter:
     def _match(self, rows: list[Row]):
         """Split valid rows into new ones, already present ones and conflicting ones.
 
-        One query for the batch's numbers (any institution) and one for its SNILS
-        hashes (this institution's graduates).
+        One query for the batch's SNILS hashes (this institution's graduates) and one
+        for its numbers (any institution), each a single index look-up per value: no
+        join, so neither needs more than the batch's own rows.
         """
         existing = {}
+        self.graduates = {}
         if rows:
-            numbers = {row.document.number for row in rows}
-            fields = ("kind", "series", "number", "institution_id", "graduate__snils_hash", *_DOCUMENT_COMPARED)
-            for values in Document.objects.filter(number__any=list(numbers)).values_list(*fields):
-                existing[values[:3]] = values[3:]
             hashes = {row.snils_hash for row in rows}
             self.graduates = {
                 snils_hash: _Person(pk, *names)
@@ -604,8 +605,15 @@ class _BatchImporter:
                     institution=self.institution, snils_hash__any=list(hashes)
                 ).values_list("id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date")
             }
-        else:
-            self.graduates = {}
+            # A document matches a row only through one of these graduates; any
+            # other graduate (or institution) makes it differ, whatever its SNILS.
+            hash_of = {person.id: snils_hash for snils_hash, person in self.graduates.items()}
+            numbers = {row.document.number for row in rows}
+            fields = ("kind", "series", "number", "institution_id", "graduate_id", *_DOCUMENT_COMPARED)
+            for kind, series, number, institution_id, graduate_id, *compared in Document.objects.filter(
+                number__any=list(numbers)
+            ).values_list(*fields):
+                existing[kind, series, number] = (institution_id, hash_of.get(graduate_id), *compared)
         self.new_graduates: dict[str, GraduateData] = {}
         in_batch: dict[tuple, tuple] = {}
         accepted, conflicts, unchanged = [], [], 0
