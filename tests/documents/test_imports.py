@@ -439,7 +439,7 @@ def test_errors_spread_over_batch_boundaries_keep_their_exact_lines(alice_actor,
 
     job = run_import(alice_actor, school, csv_bytes(rows), "a.csv")
 
-    assert (job.imported, job.rejected, job.processed_rows) == (6, 5, 12)
+    assert (job.imported, job.rejected, job.processed_rows, job.total_rows) == (6, 5, 12, 12)
     assert rejected_columns(job) == {line: ["snils"] for line in bad}
     imported = sorted(Document.objects.filter(institution=school).values_list("number", flat=True))
     assert imported == sorted(good_row(n + 1)[2] for n in range(11) if n not in bad.values())
