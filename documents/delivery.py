@@ -36,6 +36,7 @@ from documents.models import Delivery, DeliveryAction, DeliveryState, Document, 
 from documents.pii import snils_decrypt
 from documents.signing import signed_form_of
 from registry.actors import Actor
+from registry.bulk import allocate_ids, insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +90,84 @@ def deliveries_enqueue(*, documents: list[Document], action: str) -> list[Delive
     return rows
 
 
+_NEW_DELIVERY_COLUMNS = ("id", "document_id", "institution_id", "action", "state", "next_attempt_at", "created_at")
+
+
+def deliveries_enqueue_new(*, document_ids: list[int], institution_id: int) -> list[int]:
+    """Write a publish row per newly issued document in one go; send the tasks on commit.
+
+    `deliveries_enqueue` for bulk issuance (the import): the documents were never
+    published, so every row is a pending publish, and the rows are written without
+    model instances (registry.bulk). Runs in the caller's transaction. Return the
+    rows' ids.
+    """
+    if not document_ids:
+        return []
+    now = timezone.now()
+    ids = allocate_ids(Delivery, len(document_ids))
+    insert_rows(
+        Delivery,
+        _NEW_DELIVERY_COLUMNS,
+        [
+            (pk, document_id, institution_id, PUBLISH, PENDING, now, now)
+            for pk, document_id in zip(ids, document_ids, strict=True)
+        ],
+    )
+    transaction.on_commit(lambda: deliveries_dispatch_in_worker(delivery_ids=ids))
+    return ids
+
+
 def _eager() -> bool:
     from registry.celery import app
 
     return bool(app.conf.task_always_eager)
+
+
+def deliveries_dispatch_in_worker(*, delivery_ids: list[int]) -> None:
+    """Have a worker send the delivery tasks for these rows (one message); never raises.
+
+    For a bulk import's batch: one broker message per thousand rows instead of one
+    per GOSUSLUGI_BATCH_SIZE rows keeps the import's commits cheap, and the worker
+    that receives it splits the rows as `deliveries_dispatch` does. With the broker
+    away the rows wait in the database for the sweep, as always.
+    """
+    from documents.tasks import dispatch_deliveries
+
+    ids = list(delivery_ids)
+    if not ids:
+        return
+    if _eager():
+        dispatch_deliveries.apply_async((ids,))  # runs here, now
+        return
+    _send_fail_fast(dispatch_deliveries, [(ids,)])
+
+
+def _send_fail_fast(task, argument_lists: list[tuple], countdown: float | None = None) -> int:
+    """Send `task` once per argument tuple (a list of delivery ids first) over one connection.
+
+    Return the messages sent. Fail fast when the broker is away (Celery's defaults
+    retry for seconds per message): the request that issued the documents must not
+    hang, and the sweep sends the rows once the broker is back.
+    """
+    from registry.celery import app
+
+    sent = 0
+    try:
+        with app.pool.acquire(block=True, timeout=5) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
+            for arguments in argument_lists:
+                task.apply_async(
+                    arguments,
+                    countdown=countdown,
+                    connection=connection,
+                    retry=True,
+                    retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+                )
+                sent += 1
+    except Exception as exc:
+        unsent = sum(len(arguments[0]) for arguments in argument_lists[sent:])
+        logger.warning("Could not send %d delivery row(s) to the broker, the sweep will: %r", unsent, exc)
+    return sent
 
 
 def deliveries_dispatch(*, delivery_ids: list[int], countdown: float | None = None) -> int:
@@ -102,36 +177,18 @@ def deliveries_dispatch(*, delivery_ids: list[int], countdown: float | None = No
     sweep, and the caller's change (already committed) must not look failed.
     """
     from documents.tasks import deliver_batch
-    from registry.celery import app
 
     ids = list(delivery_ids)
     size = max(1, settings.GOSUSLUGI_BATCH_SIZE)
     chunks = [ids[start : start + size] for start in range(0, len(ids), size)]
     if not chunks:
         return 0
-    if app.conf.task_always_eager:
+    if _eager():
         for chunk in chunks:
             deliver_batch.apply_async((chunk,))
         return len(ids)
-    sent = 0
-    try:
-        with app.pool.acquire(block=True, timeout=5) as connection:
-            # Fail fast when the broker is away (Celery's defaults retry for seconds
-            # per message): the request that issued the documents must not hang,
-            # and the sweep will send these rows once the broker is back.
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
-            for chunk in chunks:
-                deliver_batch.apply_async(
-                    (chunk,),
-                    countdown=countdown,
-                    connection=connection,
-                    retry=True,
-                    retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
-                )
-                sent += len(chunk)
-    except Exception as exc:
-        logger.warning("Could not send %d delivery row(s) to the broker, the sweep will: %r", len(ids) - sent, exc)
-    return sent
+    sent = _send_fail_fast(deliver_batch, [(chunk,) for chunk in chunks], countdown=countdown)
+    return sum(len(chunk) for chunk in chunks[:sent])
 
 
 # --- Delivering -----------------------------------------------------------------

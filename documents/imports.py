@@ -25,16 +25,19 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from documents.delivery import deliveries_enqueue
+from documents.delivery import deliveries_enqueue, deliveries_enqueue_new
 from documents.history import events_record
 from documents.models import (
+    CopyMark,
+    Delivery,
     DeliveryAction,
     Document,
     DocumentStatus,
@@ -42,6 +45,7 @@ from documents.models import (
     ImportJob,
     ImportJobState,
     ImportRejection,
+    new_verification_code,
 )
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.services import DocumentData, GraduateData, document_data_errors, graduate_data_errors
@@ -52,6 +56,7 @@ from experiment.services import forming_rule
 from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
+from registry.bulk import PlannerStatistics, allocate_ids, insert_rows
 from registry.csv_safe import FORMULA_PREFIXES, neutralise_formula
 from registry.errors import DomainError, NotAllowed, ValidationFailed
 from registry.uploads import upload_check, xlsx_archive_check
@@ -186,9 +191,12 @@ def _cell_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     text = str(value).strip()
-    if text[:1] == "'" and text[1:].startswith(FORMULA_PREFIXES):
-        text = text[1:]
-    return text
+    return _unprefix(text) if text[:1] == "'" else text
+
+
+def _unprefix(text: str) -> str:
+    """Strip the "'" an export puts before a cell starting with a formula trigger."""
+    return text[1:] if text[1:].startswith(FORMULA_PREFIXES) else text
 
 
 def _detect_csv(head: bytes) -> tuple[str, str]:
@@ -210,13 +218,19 @@ def _detect_csv(head: bytes) -> tuple[str, str]:
     return encoding, delimiter
 
 
-def _csv_rows(fh) -> Iterator[list[str]]:
+def _csv_rows(fh, *, clean: bool = True) -> Iterator[list[str]]:
+    """Yield the records of a CSV file; `clean=False` leaves the cells as read (for counting)."""
     encoding, delimiter = _detect_csv(fh.read(64 * 1024))
     fh.seek(0)
     text = io.TextIOWrapper(fh, encoding=encoding, newline="")
     try:
-        for record in csv.reader(text, delimiter=delimiter):
-            yield [_cell_text(v) for v in record]
+        records = csv.reader(text, delimiter=delimiter)
+        if not clean:
+            yield from records
+            return
+        for record in records:
+            # A CSV cell is always text: `_cell_text` reduced to what applies to text.
+            yield [_unprefix(v) if v[:1] == "'" else v for v in map(str.strip, record)]
     except UnicodeDecodeError:
         raise ImportFileError("encoding") from None
     except csv.Error:
@@ -306,6 +320,11 @@ class Row:
 def _parse_date(text: str, field: str, errors: dict) -> dt.date | None:
     if not text:
         return None
+    if len(text) == 10 and text[4] == "-" and text[7] == "-" and text.isascii():
+        try:  # the common case, in C; anything it refuses gets the full treatment below
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
     for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
         try:
             return dt.datetime.strptime(text, fmt).date()
@@ -351,10 +370,11 @@ def parse_row(line: int, values: dict[str, str]) -> Row:
     return Row(line=line, graduate=graduate, document=document, parse_errors=errors)
 
 
-def row_errors(row: Row, institution_kind: str) -> dict:
+def row_errors(row: Row, institution_kind: str, today: dt.date | None = None) -> dict:
     """{field: [message]} for a row: the services' checks, plus this module's format errors."""
-    errors = graduate_data_errors(row.graduate)
-    errors.update(document_data_errors(institution_kind=institution_kind, data=row.document))
+    today = today or timezone.localdate()
+    errors = graduate_data_errors(row.graduate, today=today)
+    errors.update(document_data_errors(institution_kind=institution_kind, data=row.document, today=today))
     for field, codes in row.parse_errors.items():
         errors[field] = [MESSAGES[c] for c in codes]  # the precise reason replaces "required"
     return errors
@@ -450,8 +470,24 @@ def _fail(job: ImportJob, text: dict) -> ImportJob:
 
 
 def _count_rows(job: ImportJob) -> int:
+    """The number of data rows `read_records` will yield (blank ones included), for progress.
+
+    Checks the header as `read_records` does, but leaves a CSV file's cells alone:
+    a quick pass over a large file before the real one.
+    """
+    if file_format(job.original_name) != "csv":
+        with job.file.open("rb") as fh:
+            return sum(1 for _record in read_records(fh, job.original_name))
     with job.file.open("rb") as fh:
-        return sum(1 for _record in read_records(fh, job.original_name))
+        rows = _csv_rows(fh, clean=False)
+        try:
+            header = next(rows, None)
+            if header is None:
+                raise ImportFileError("empty")
+            _header_map([_unprefix(v) if v[:1] == "'" else v for v in map(str.strip, header)])
+            return sum(1 for _record in rows)
+        finally:
+            rows.close()
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
@@ -479,6 +515,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["state", "started_at", "total_rows"])
         importer = _BatchImporter(job=job, actor=actor, issue=issue, experiment=experiment)
+        statistics = PlannerStatistics(Document, Graduate, Delivery)
         with job.file.open("rb") as fh:
             batch: list[tuple[int, dict | None]] = []
             for index, record in enumerate(read_records(fh, job.original_name)):
@@ -488,6 +525,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
                 if len(batch) >= BATCH_SIZE:
                     if not importer.run(batch):
                         return job
+                    statistics.rows_added(len(batch))
                     batch = []
             if batch and not importer.run(batch):
                 return job
@@ -540,13 +578,14 @@ class _BatchImporter:
         rejected: list[ImportRejection] = []
         valid: list[Row] = []
         kind = self.institution.kind
+        today = timezone.localdate()
         for line, values in records:
             if values is None:
                 continue
             row = parse_row(line, values)
-            if row_errors(row, kind):
+            if row_errors(row, kind, today):
                 rejected.append(
-                    ImportRejection(job=job, line=line, reasons=_reasons(lambda r=row: row_errors(r, kind)))
+                    ImportRejection(job=job, line=line, reasons=_reasons(lambda r=row: row_errors(r, kind, today)))
                 )
                 continue
             row.snils_hash = snils_lookup_hash(row.graduate.snils)
@@ -573,24 +612,29 @@ class _BatchImporter:
     def _match(self, rows: list[Row]):
         """Split valid rows into new ones, already present ones and conflicting ones.
 
-        One query for the batch's numbers (any institution) and one for its SNILS
-        hashes (this institution's graduates).
+        One query for the batch's SNILS hashes (this institution's graduates) and one
+        for its numbers (any institution), each a single index look-up per value: no
+        join, so neither needs more than the batch's own rows.
         """
         existing = {}
+        self.graduates = {}
         if rows:
-            numbers = {row.document.number for row in rows}
-            fields = ("kind", "series", "number", "institution_id", "graduate__snils_hash", *_DOCUMENT_COMPARED)
-            for values in Document.objects.filter(number__in=numbers).values_list(*fields):
-                existing[values[:3]] = values[3:]
             hashes = {row.snils_hash for row in rows}
             self.graduates = {
-                g.snils_hash: g
-                for g in Graduate.objects.filter(institution=self.institution, snils_hash__in=hashes).only(
-                    "id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date", "institution_id"
-                )
+                snils_hash: _Person(pk, *names)
+                for pk, snils_hash, *names in Graduate.objects.filter(
+                    institution=self.institution, snils_hash__any=list(hashes)
+                ).values_list("id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date")
             }
-        else:
-            self.graduates = {}
+            # A document matches a row only through one of these graduates; any
+            # other graduate (or institution) makes it differ, whatever its SNILS.
+            hash_of = {person.id: snils_hash for snils_hash, person in self.graduates.items()}
+            numbers = {row.document.number for row in rows}
+            fields = ("kind", "series", "number", "institution_id", "graduate_id", *_DOCUMENT_COMPARED)
+            for kind, series, number, institution_id, graduate_id, *compared in Document.objects.filter(
+                number__any=list(numbers)
+            ).values_list(*fields):
+                existing[kind, series, number] = (institution_id, hash_of.get(graduate_id), *compared)
         self.new_graduates: dict[str, GraduateData] = {}
         in_batch: dict[tuple, tuple] = {}
         accepted, conflicts, unchanged = [], [], 0
@@ -623,107 +667,180 @@ class _BatchImporter:
         return accepted, unchanged, conflicts
 
     def _write(self, rows: list[Row], job: ImportJob) -> None:
+        """Write the batch's new graduates, its documents and (when issuing) their outbox rows.
+
+        No model instances: ids are reserved first, so documents name their graduates
+        and signed payloads name their documents without reading anything back, and
+        the rows go in as plain values (a COPY on PostgreSQL, see registry.bulk).
+        """
         now = timezone.now()
+        institution = self.institution
         if self.new_graduates:
-            _bulk_insert(
-                Graduate,
-                [
-                    Graduate(
-                        institution=self.institution,
-                        last_name=g.last_name.strip(),
-                        first_name=g.first_name.strip(),
-                        middle_name=(g.middle_name or "").strip(),
-                        birth_date=g.birth_date,
-                        citizenship=g.citizenship or "RUS",
-                        snils_encrypted=snils_encrypt(g.snils),
-                        snils_hash=snils_hash,
-                        created_at=now,
-                    )
-                    for snils_hash, g in self.new_graduates.items()
-                ],
-            )
-            self.graduates.update(
-                (g.snils_hash, g)
-                for g in Graduate.objects.filter(
-                    institution=self.institution, snils_hash__in=list(self.new_graduates)
-                ).only("id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date", "institution_id")
-            )
+            graduate_rows = []
+            ids = allocate_ids(Graduate, len(self.new_graduates))
+            for pk, (snils_hash, g) in zip(ids, self.new_graduates.items(), strict=True):
+                person = _Person(
+                    pk, g.last_name.strip(), g.first_name.strip(), (g.middle_name or "").strip(), g.birth_date
+                )
+                self.graduates[snils_hash] = person
+                graduate_rows.append(
+                    (*person, institution.pk, g.citizenship or "RUS", snils_encrypt(g.snils), snils_hash, now, now)
+                )
+            insert_rows(Graduate, _GRADUATE_COLUMNS, graduate_rows)
         ids = _allocate_document_ids(len(rows))
-        key = signing_key_current(institution=self.institution) if self.issue else None
-        indexes = status_list_indexes_new(len(rows)) if self.issue else [None] * len(rows)
-        documents = []
-        for pk, index, row in zip(ids, indexes, rows, strict=True):
-            d = row.document
-            document = Document(
-                pk=pk,
-                institution=self.institution,
-                graduate=self.graduates[row.snils_hash],
-                kind=d.kind,
-                series=d.series,
-                number=d.number,
-                registration_number=d.registration_number,
-                issued_on=d.issued_on,
-                programme_code=d.programme_code,
-                programme_name=d.programme_name,
-                qualification=d.qualification,
-                hours=d.hours,
-                honours=d.honours,
-                grades=[],
-                import_job=job,
-                created_by=self.actor.user,
-                created_at=now,
-                status=DocumentStatus.DRAFT,
-            )
-            if self.issue:
-                document.status = DocumentStatus.ISSUED
-                document.status_list_index = index
-                document.experiment = self.experiment
-                payload = build_payload(document)
-                document.signed_payload = payload
-                document.signature = sign_payload(payload, key)
-                document.signing_key = key
-                document.signed_at = now
-            documents.append(document)
-        _bulk_insert(Document, documents)
         if self.issue:
-            # One INSERT for the batch's outbox rows; the delivery tasks go out on
+            key = signing_key_current(institution=institution)
+            indexes = status_list_indexes_new(len(rows))
+            status, experiment_id, key_id, signed_at = DocumentStatus.ISSUED, self.experiment.pk, key.pk, now
+        else:
+            key, indexes = None, [None] * len(rows)
+            status, experiment_id, key_id, signed_at = DocumentStatus.DRAFT, None, None, None
+        created_by_id = self.actor.user.pk if self.actor.user is not None else None
+
+        def document_rows():
+            # A generator: each row goes to the COPY as soon as it is signed, so the
+            # database stores one row while the next is being signed.
+            for pk, index, row in zip(ids, indexes, rows, strict=True):
+                d = row.document
+                person = self.graduates[row.snils_hash]
+                code = new_verification_code()
+                payload = None
+                signature = ""
+                if self.issue:
+                    payload = build_payload(_Unsaved(pk, code, d, institution, person, self.experiment))
+                    signature = sign_payload(payload, key)
+                yield (
+                    pk,
+                    institution.pk,
+                    person.id,
+                    d.kind,
+                    d.series,
+                    d.number,
+                    d.registration_number,
+                    d.issued_on,
+                    d.programme_code,
+                    d.programme_name,
+                    d.qualification,
+                    d.hours,
+                    d.honours,
+                    [],
+                    status,
+                    experiment_id,
+                    code,
+                    payload,
+                    signature,
+                    key_id,
+                    signed_at,
+                    index,
+                    job.pk,
+                    created_by_id,
+                    now,
+                    now,
+                )
+
+        insert_rows(Document, _DOCUMENT_COLUMNS, document_rows())
+        if self.issue:
+            # One write for the batch's outbox rows; the delivery tasks go out on
             # commit, many rows per task.
-            deliveries_enqueue(documents=documents, action=DeliveryAction.PUBLISH)
+            deliveries_enqueue_new(document_ids=ids, institution_id=institution.pk)
         events_record(
             actor=self.actor,
             action="documents.imported" if self.issue else "documents.drafted_by_import",
             object_type="importjob",
-            items=[(job.pk, {"batch": self.batch_number, "count": len(documents), "ids": [ids[0], ids[-1]]})],
-            institution_id=self.institution.pk,
+            items=[(job.pk, {"batch": self.batch_number, "count": len(ids), "ids": [ids[0], ids[-1]]})],
+            institution_id=institution.pk,
         )
 
 
-def _bulk_insert(model, objects: list) -> None:
-    """INSERT `objects` (their primary keys set, or not needed afterwards) in one go.
+class _Person(NamedTuple):
+    """A graduate as the import needs it: to match rows and to build payloads."""
 
-    On PostgreSQL this is a COPY: for a batch of signed documents, building and
-    quoting a parameterised INSERT costs several times more than the rows' own work.
+    id: int
+    last_name: str
+    first_name: str
+    middle_name: str
+    birth_date: dt.date
+
+
+_GRADUATE_COLUMNS = (
+    "id",
+    "last_name",
+    "first_name",
+    "middle_name",
+    "birth_date",
+    "institution_id",
+    "citizenship",
+    "snils_encrypted",
+    "snils_hash",
+    "created_at",
+    "updated_at",
+)
+_DOCUMENT_COLUMNS = (
+    "id",
+    "institution_id",
+    "graduate_id",
+    "kind",
+    "series",
+    "number",
+    "registration_number",
+    "issued_on",
+    "programme_code",
+    "programme_name",
+    "qualification",
+    "hours",
+    "honours",
+    "grades",
+    "status",
+    "experiment_id",
+    "verification_code",
+    "signed_payload",
+    "signature",
+    "signing_key_id",
+    "signed_at",
+    "status_list_index",
+    "import_job_id",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+)
+
+
+class _Unsaved:
+    """What `build_payload` reads of a document, for an imported row not yet written.
+
+    An imported document is an original (no copy mark, no replacement) without
+    grades; everything else comes from the row, its graduate and the batch.
     """
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objects)
-        return
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and objects[0].pk is None)]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-    ):
-        for obj in objects:
-            row = []
-            for f in fields:
-                value = f.pre_save(obj, True)
-                if f.attname in json_fields and value is not None:
-                    value = json.dumps(value, ensure_ascii=False)
-                row.append(value)
-            copy.write_row(row)
+
+    __slots__ = (
+        "experiment",
+        "experiment_id",
+        "graduate",
+        "honours",
+        "hours",
+        "institution",
+        "issued_on",
+        "kind",
+        "number",
+        "pk",
+        "programme_code",
+        "programme_name",
+        "qualification",
+        "registration_number",
+        "series",
+        "verification_code",
+    )
+    grades = ()
+    copy_mark = CopyMark.ORIGINAL
+    replaces_id = None
+
+    def __init__(self, pk, code, data: DocumentData, institution, graduate: _Person, experiment):
+        self.pk, self.verification_code, self.institution, self.graduate = pk, code, institution, graduate
+        self.kind, self.series, self.number = data.kind, data.series, data.number
+        self.registration_number, self.issued_on = data.registration_number, data.issued_on
+        self.programme_code, self.programme_name = data.programme_code, data.programme_name
+        self.qualification, self.hours, self.honours = data.qualification, data.hours, data.honours
+        self.experiment, self.experiment_id = experiment, experiment.pk if experiment is not None else None
 
 
 def _conflict_field(code: str) -> str:
@@ -732,20 +849,7 @@ def _conflict_field(code: str) -> str:
 
 def _allocate_document_ids(n: int) -> list[int]:
     """Reserve `n` document ids up front: a signed payload names its document's id."""
-    table = Document._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n])
-            return [r[0] for r in cursor.fetchall()]
-        # SQLite: the batch's transaction holds the database's write lock
-        # (transaction_mode IMMEDIATE), so no one else takes ids until it commits.
-        # Start after the AUTOINCREMENT high-water mark so a deleted id is never reused.
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608 - table name from the model
-        top = cursor.fetchone()[0]
-        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-        seq = cursor.fetchone()
-        start = max(top, seq[0] if seq else 0) + 1
-        return list(range(start, start + n))
+    return allocate_ids(Document, n)
 
 
 def import_job_rejections(job: ImportJob):

@@ -48,7 +48,11 @@ class GraduateData:
     citizenship: str = "RUS"
 
 
-def graduate_data_errors(data: GraduateData) -> dict:
+def graduate_data_errors(data: GraduateData, *, today: dt.date | None = None) -> dict:
+    """Return {field: [message]} for everything wrong with `data`; empty when valid.
+
+    `today` (the local date) may be passed by a caller checking many rows at once.
+    """
     errors: dict[str, list] = {}
     for name in ("last_name", "first_name"):
         if not (getattr(data, name) or "").strip():
@@ -67,7 +71,7 @@ def graduate_data_errors(data: GraduateData) -> dict:
     )
     if data.birth_date is None:
         errors["birth_date"] = [_("This field is required.")]
-    elif data.birth_date > timezone.localdate() or data.birth_date.year < 1900:
+    elif data.birth_date > (today or timezone.localdate()) or data.birth_date.year < 1900:
         errors["birth_date"] = [_("Birth date is not plausible.")]
     return errors
 
@@ -169,8 +173,11 @@ class DocumentData:
 DOCUMENT_FIELDS = tuple(f.name for f in fields(DocumentData))
 
 
-def document_data_errors(*, institution_kind: str, data: DocumentData) -> dict:
-    """Return {field: [message]} for everything wrong with `data`; empty when valid."""
+def document_data_errors(*, institution_kind: str, data: DocumentData, today: dt.date | None = None) -> dict:
+    """Return {field: [message]} for everything wrong with `data`; empty when valid.
+
+    `today` (the local date) may be passed by a caller checking many rows at once.
+    """
     rule = RULES.get(data.kind)
     if rule is None:
         return {"kind": [_("Unknown document kind.")]}
@@ -197,7 +204,7 @@ def document_data_errors(*, institution_kind: str, data: DocumentData) -> dict:
         errors.setdefault("kind", []).append(issuer)
     if data.issued_on is None:
         errors["issued_on"] = [_("This field is required.")]
-    elif data.issued_on > timezone.localdate():
+    elif data.issued_on > (today or timezone.localdate()):
         errors["issued_on"] = [_("Issue date cannot be in the future.")]
     if rule.needs_programme_code:
         if not data.programme_code:

@@ -28,7 +28,7 @@ def status_list_indexes_new(count: int) -> list[int]:
     while len(chosen) < count:
         candidates = {secrets.randbelow(STATUS_LIST_BITS) for _ in range(count - len(chosen))} - chosen
         taken = set(
-            Document.objects.filter(status_list_index__in=candidates).values_list("status_list_index", flat=True)
+            Document.objects.filter(status_list_index__any=list(candidates)).values_list("status_list_index", flat=True)
         )
         chosen |= candidates - taken
     return list(chosen)

@@ -25,6 +25,12 @@ def deliver_batch(delivery_ids: list[int]) -> None:
 
 
 @shared_task(ignore_result=True)
+def dispatch_deliveries(delivery_ids: list[int]) -> None:
+    """Send the delivery tasks for many new outbox rows (a bulk import's batch), in chunks."""
+    delivery.deliveries_dispatch(delivery_ids=delivery_ids)
+
+
+@shared_task(ignore_result=True)
 def sweep_deliveries(after_id: int = 0) -> None:
     """Re-send every due delivery in bounded runs, continuing in a follow-up task; idempotent."""
     _, cursor = delivery.deliveries_sweep(after_id=after_id)

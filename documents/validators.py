@@ -4,6 +4,7 @@ Pure functions returning error messages, so the form, the import, the API and th
 services share them. Each is tested on known-good and known-bad values.
 """
 
+import operator
 import re
 
 from django.core.exceptions import ValidationError
@@ -24,8 +25,11 @@ def snils_normalize(value: str) -> str:
     return _SNILS_SEPARATORS.sub("", value or "")
 
 
+_SNILS_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, 1)
+
+
 def snils_check_digits(first9: str) -> str:
-    total = sum(int(d) * (9 - i) for i, d in enumerate(first9))
+    total = sum(map(operator.mul, map(int, first9), _SNILS_WEIGHTS))
     if total < 100:
         return f"{total:02d}"
     if total in (100, 101):

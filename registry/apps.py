@@ -10,7 +10,7 @@ class RegistryConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the lockout receiver (axes' user_locked_out signal).
-        from registry import login_protection  # noqa: F401
+        from registry import bulk, login_protection  # noqa: F401  (the `__any` lookup; the lockout receiver)
         from registry.sqlite import install_unicode_like
 
         connection_created.connect(install_unicode_like, dispatch_uid="registry.sqlite.unicode_like")

@@ -29,9 +29,10 @@ def text_error(value, *, max_length: int | None = None, multiline: bool = False)
         return None
     # Surrounding whitespace is stripped before saving: only what is kept counts.
     value = value.strip()
-    if "\x00" in value:
-        return _("This field cannot contain NUL characters.")
+    # One scan for the common case (nothing wrong); NUL is among the forbidden characters.
     if (FORBIDDEN_IN_MULTILINE if multiline else FORBIDDEN_CHARACTERS).search(value):
+        if "\x00" in value:
+            return _("This field cannot contain NUL characters.")
         return _("This field contains control or text-direction characters; retype it.")
     if max_length is not None and len(value) > max_length:
         return _("This field is too long: at most %(n)d characters.") % {"n": max_length}

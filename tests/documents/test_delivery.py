@@ -337,3 +337,46 @@ def test_backoff_uses_full_jitter_under_the_cap(settings, attempts):
     delays = [delivery.backoff_seconds(attempts=attempts) for _ in range(200)]
     assert all(0 <= d <= min(10.0, 2.0 * 2 ** (attempts - 1)) for d in delays)
     assert min(delivery.backoff_seconds(attempts=attempts, retry_after=7) for _ in range(50)) >= 7
+
+
+def test_an_imported_batch_is_delivered_through_one_dispatch(
+    alice_actor, school, embedded, settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    import io
+
+    from documents import imports
+    from tests.documents.cabinet_support import csv_bytes, good_row
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.GOSUSLUGI_BATCH_SIZE = 2
+    monkeypatch.setattr(imports, "BATCH_SIZE", 5)
+    sent = []
+    real_apply_async = tasks.dispatch_deliveries.apply_async
+    monkeypatch.setattr(
+        tasks.dispatch_deliveries,
+        "apply_async",
+        lambda args, **kw: sent.append(args[0]) or real_apply_async(args, **kw),
+    )
+    job = imports.import_job_create(
+        actor=alice_actor,
+        institution=school,
+        fileobj=io.BytesIO(csv_bytes([good_row(n) for n in range(1, 8)])),
+        name="a.csv",
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        imports.import_job_run(job_id=job.pk)
+
+    assert [len(ids) for ids in sent] == [5, 2]  # one message per imported batch
+    rows = Delivery.objects.filter(institution=school, action="publish")
+    assert rows.count() == 7 and {row.state for row in rows} == {DeliveryState.DONE}
+    assert embedded.stats()["created"] == 7
+
+
+def test_a_broker_outage_when_handing_a_batch_to_a_worker_is_logged_not_raised(caplog):
+    with (
+        support.celery_broker(f"redis://127.0.0.1:{support.free_port()}/0"),
+        caplog.at_level(logging.WARNING, logger="documents.delivery"),
+    ):
+        delivery.deliveries_dispatch_in_worker(delivery_ids=[1, 2, 3])
+    assert "Could not send 3 delivery row(s)" in caplog.text

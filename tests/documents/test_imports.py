@@ -491,3 +491,85 @@ def test_xlsx_with_typed_cells_is_read_as_its_text(alice_actor, school):
         "2007-05-17",
     )
     assert not document.honours
+
+
+def test_errors_spread_over_batch_boundaries_keep_their_exact_lines(alice_actor, school, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 3)
+    rows = [good_row(n) for n in range(1, 12)]
+    bad = {3: 1, 5: 3, 6: 4, 8: 6, 12: 10}  # line → index into rows (the header is line 1)
+    for index in bad.values():
+        rows[index][9] = "112-233-445 96"  # a SNILS with a wrong check number
+    rows.insert(7, [""] * len(rows[0]))  # a blank row at line 9, in the third batch
+    bad = {line + (line >= 9): index for line, index in bad.items()}  # lines after the blank row move down
+
+    job = run_import(alice_actor, school, csv_bytes(rows), "a.csv")
+
+    assert (job.imported, job.rejected, job.processed_rows, job.total_rows) == (6, 5, 12, 12)
+    assert rejected_columns(job) == {line: ["snils"] for line in bad}
+    imported = sorted(Document.objects.filter(institution=school).values_list("number", flat=True))
+    assert imported == sorted(good_row(n + 1)[2] for n in range(11) if n not in bad.values())
+
+
+def test_a_bulk_import_keeps_the_history_chain_verifiable(alice_actor, school, monkeypatch):
+    from documents.history import chain_for, history_verify
+
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    first = run_import(alice_actor, school, csv_bytes([good_row(n) for n in range(1, 6)]), "a.csv")
+    second = run_import(alice_actor, school, csv_bytes([good_row(n) for n in range(6, 9)]), "b.csv")
+
+    [report] = history_verify(chains=[chain_for(school.pk)])
+    assert report.fault is None
+    events = Event.objects.filter(object_type="importjob").order_by("seq")
+    assert [(e.object_id, e.data["batch"], e.data["count"]) for e in events] == [
+        (first.pk, 1, 2),
+        (first.pk, 2, 2),
+        (first.pk, 3, 1),
+        (second.pk, 1, 2),
+        (second.pk, 2, 1),
+    ]
+
+
+def test_imported_documents_are_signed_over_exactly_what_is_stored(alice_actor, school, monkeypatch):
+    from documents.signing import build_payload, signature_is_valid
+
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    run_import(alice_actor, school, csv_bytes([good_row(n) for n in range(1, 6)]), "a.csv")
+
+    documents = Document.objects.filter(institution=school).select_related(
+        "institution", "graduate", "experiment", "signing_key"
+    )
+    assert len(documents) == 5
+    assert len({d.verification_code for d in documents}) == 5
+    assert len({d.status_list_index for d in documents}) == 5
+    for document in documents:
+        assert document.signed_payload == build_payload(document)
+        assert signature_is_valid(document.signed_payload, document.signature, document.signing_key)
+        assert (document.copy_mark, document.grades, document.replaces_id) == ("original", [], None)
+    deliveries = Delivery.objects.filter(document__in=documents)
+    assert sorted(deliveries.values_list("document_id", flat=True)) == sorted(d.pk for d in documents)
+    assert {(d.action, d.state, d.attempts, d.institution_id) for d in deliveries} == {
+        ("publish", "pending", 0, school.pk)
+    }
+    assert len({d.idempotency_key for d in deliveries}) == 5
+
+
+def test_graduates_new_in_one_batch_are_found_by_the_next(alice_actor, school, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    same = make_snils(9500)
+    rows = [good_row(n, snils=same) for n in range(1, 5)] + [good_row(5, last_name="Другой", snils=same)]
+
+    job = run_import(alice_actor, school, csv_bytes(rows), "a.csv")
+
+    assert (job.imported, job.rejected) == (4, 1)
+    assert rejected_columns(job) == {6: ["snils"]}
+    assert Graduate.objects.filter(institution=school).count() == 1
+    assert Document.objects.filter(institution=school).values("graduate").distinct().count() == 1
+
+
+def test_the_any_lookup_matches_in(school):
+    documents = [DocumentFactory(institution=school) for _ in range(3)]
+    numbers = [documents[0].number, documents[2].number, "no-such-number"]
+
+    assert set(Document.objects.filter(number__any=numbers)) == set(Document.objects.filter(number__in=numbers))
+    assert set(Document.objects.filter(pk__any=[documents[1].pk])) == {documents[1]}
+    assert not Document.objects.filter(number__any=[]).exists()

@@ -1,0 +1,199 @@
+"""Bulk writes without model instances: ids reserved up front, rows COPYed in.
+
+For a batch of thousands of rows, building a Django model instance per row and
+letting `bulk_create` quote a parameterised INSERT costs several times more than
+the rows' own work (validation, signing). `allocate_ids` reserves the primary keys
+first (so related rows can be written in the same batch without reading anything
+back) and `insert_rows` writes plain value tuples: a `COPY` on PostgreSQL, a
+`bulk_create` elsewhere.
+"""
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+
+import orjson
+from django.core.exceptions import EmptyResultSet
+from django.db import DatabaseError, connection
+from django.db.models import Field, Lookup
+from django.utils import timezone
+
+__all__ = ["AnyOf", "PlannerStatistics", "allocate_ids", "insert_rows"]
+
+logger = logging.getLogger(__name__)
+
+
+def allocate_ids(model, n: int) -> list[int]:
+    """Reserve `n` primary keys of `model`'s table, in increasing order.
+
+    On PostgreSQL they come from the table's sequence, so concurrent writers never
+    collide. On SQLite the caller must hold the write lock (the project's SQLite
+    transactions are IMMEDIATE), so no one else takes ids before it commits; the
+    range starts after the AUTOINCREMENT high-water mark, so a deleted id is never
+    reused.
+    """
+    if n <= 0:
+        return []
+    table = model._meta.db_table
+    pk_column = model._meta.pk.column
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk_column, n]
+            )
+            return sorted(r[0] for r in cursor.fetchall())
+        quoted, column = connection.ops.quote_name(table), connection.ops.quote_name(pk_column)
+        cursor.execute(f"SELECT COALESCE(MAX({column}), 0) FROM {quoted}")  # noqa: S608 - names from the model
+        top = cursor.fetchone()[0]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        seq = cursor.fetchone()
+        start = max(top, seq[0] if seq else 0) + 1
+        return list(range(start, start + n))
+
+
+def _per_row(field) -> bool:
+    """Tell whether an unlisted field's default must be computed per row (uuid4, a random code)."""
+    return field.has_default() and callable(field.default)
+
+
+def _constant(field, now):
+    """An unlisted field's value for every row: `now` for auto_now fields, else its default."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return now
+    return field.get_default()  # a constant default, or the field's empty value
+
+
+def insert_rows(model, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
+    """INSERT `rows` (tuples of values for `columns`, attnames) into `model`'s table.
+
+    `rows` may be a generator: on PostgreSQL each row is sent as soon as it is
+    produced. Every other concrete field gets its default (per row for a callable
+    default, `now` for auto_now fields); the primary key, when not listed, its
+    sequence. Values are Python values as the model holds them (JSON fields as
+    dicts and lists). No signals, no `save()`: for rows whose every value the
+    caller knows. Return the number of rows written.
+    """
+    meta = model._meta
+    listed = [meta.get_field(name) for name in columns]
+    listed_names = {f.attname for f in listed}
+    now = timezone.now()
+    others = [f for f in meta.concrete_fields if f.attname not in listed_names and not f.primary_key]
+    per_row = [f for f in others if _per_row(f) and not getattr(f, "auto_now", False)]
+    constant = [f for f in others if f not in per_row]
+    defaults = [f.get_default for f in per_row]
+    constants = [_constant(f, now) for f in constant]
+    fields = listed + per_row + constant
+    if connection.vendor != "postgresql":
+        names = [f.attname for f in fields]
+        objects = [
+            model(**dict(zip(names, (*row, *(default() for default in defaults), *constants), strict=True)))
+            for row in rows
+        ]
+        model.objects.bulk_create(objects, batch_size=500)
+        return len(objects)
+
+    # JSON goes in as text; orjson unless the field has an encoder of its own.
+    is_json = [f.get_internal_type() == "JSONField" for f in fields]
+    json_at = [(i, fields[i].encoder) for i in range(len(listed) + len(per_row)) if is_json[i]]
+    tail = tuple(
+        _json_text(value, f.encoder) if is_json[len(listed) + len(per_row) + i] and value is not None else value
+        for i, (f, value) in enumerate(zip(constant, constants, strict=True))
+    )
+    column_list = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(meta.db_table)
+    count = 0
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy,
+    ):
+        write_row = copy.write_row
+        for row in rows:
+            values = [*row, *(default() for default in defaults), *tail]
+            for i, encoder in json_at:
+                value = values[i]
+                if value is not None:
+                    values[i] = _json_text(value, encoder)
+            write_row(values)
+            count += 1
+    return count
+
+
+def _json_text(value, encoder) -> str:
+    if encoder is None:
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # what orjson refuses (non-string keys, huge integers) json may take
+            pass
+
+    return json.dumps(value, cls=encoder, ensure_ascii=False)
+
+
+@Field.register_lookup
+class AnyOf(Lookup):
+    """`field__any=values`: one array parameter (`= ANY(%s)`) on PostgreSQL, `IN (...)` elsewhere.
+
+    For the batch look-ups of bulk work: an `__in` of a thousand values makes
+    Django prepare, and psycopg split and bind, a thousand placeholders per query,
+    which cost more than the query itself.
+    """
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_prep_lookup(self):
+        prep = self.lhs.output_field.get_prep_value
+        return [prep(value) for value in self.rhs]
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        field = self.lhs.output_field
+        values = [field.get_db_prep_value(value, connection, prepared=True) for value in self.rhs]
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*lhs_params, values]
+        if not values:
+            raise EmptyResultSet
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
+
+
+class PlannerStatistics:
+    """Keep the planner's statistics up with tables a long bulk job is growing (PostgreSQL).
+
+    Autovacuum analyses a table a minute or more after it has changed. A large
+    import into tables that were (nearly) empty would meanwhile plan its per-batch
+    look-ups from the statistics of the empty tables: full scans instead of index
+    look-ups, each batch slower than the last. `rows_added` runs ANALYZE on the
+    tables whenever the job has added as many rows as the statistics knew (at least
+    `min_rows`), so a job analyses O(log n) times and its look-ups stay index
+    look-ups. Call it between transactions. A failure (say, a database user that
+    may not ANALYZE) is logged once and costs nothing but the refresh.
+    """
+
+    def __init__(self, *models, min_rows: int = 5000):
+        self.tables = [model._meta.db_table for model in models]
+        self.min_rows = min_rows
+        self.known: float | None = None
+        self.added = 0
+        self.enabled = connection.vendor == "postgresql"
+
+    def _reltuples(self) -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [self.tables[0]])
+            row = cursor.fetchone()
+        return max(row[0], 0) if row else 0  # -1: never analysed
+
+    def rows_added(self, n: int) -> None:
+        if not self.enabled or connection.in_atomic_block:
+            return
+        try:
+            if self.known is None:
+                self.known = self._reltuples()
+            self.added += n
+            if self.added < max(self.known, self.min_rows):
+                return
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE " + ", ".join(connection.ops.quote_name(t) for t in self.tables))
+            self.known, self.added = self._reltuples(), 0
+        except DatabaseError as exc:
+            logger.warning("Could not refresh the statistics of %s: %r", ", ".join(self.tables), exc)
+            self.enabled = False

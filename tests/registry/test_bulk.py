@@ -1,0 +1,88 @@
+"""registry.bulk: reserved ids, rows written without model instances, the __any lookup, statistics."""
+
+import pytest
+from django.db import connection
+
+from documents.models import Delivery, Graduate
+from registry.bulk import PlannerStatistics, allocate_ids, insert_rows
+from tests.factories import DocumentFactory, GraduateFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_reserved_ids_are_fresh_and_the_rows_keep_them(school):
+    existing = GraduateFactory(institution=school)
+    ids = allocate_ids(Graduate, 3)
+
+    assert len(set(ids)) == 3 and min(ids) > existing.pk and ids == sorted(ids)
+    insert_rows(
+        Graduate,
+        ("id", "institution_id", "last_name", "first_name", "birth_date", "snils_encrypted", "snils_hash"),
+        [(pk, school.pk, f"Иванов{pk}", "Иван", "2007-05-17", b"\x01secret", f"hash-{pk}") for pk in ids],
+    )
+
+    stored = Graduate.objects.filter(pk__in=ids).order_by("pk")
+    assert [g.last_name for g in stored] == [f"Иванов{pk}" for pk in ids]
+    # Unlisted fields get their defaults: constant ones, and `now` for auto_now.
+    assert {(g.middle_name, g.citizenship) for g in stored} == {("", "RUS")}
+    assert all(g.created_at and g.updated_at for g in stored)
+    assert bytes(stored[0].snils_encrypted) == b"\x01secret"
+    assert GraduateFactory(institution=school).pk > max(ids)  # the sequence has moved past them
+
+
+def test_unlisted_callable_defaults_are_drawn_per_row(school):
+    documents = [DocumentFactory(institution=school) for _ in range(3)]
+
+    insert_rows(
+        Delivery, ("document_id", "institution_id", "action"), [(d.pk, school.pk, "publish") for d in documents]
+    )
+
+    rows = Delivery.objects.filter(document__in=documents)
+    assert rows.count() == 3
+    assert len({row.idempotency_key for row in rows}) == 3
+    assert {(row.state, row.attempts, row.last_error) for row in rows} == {("pending", 0, "")}
+
+
+def test_json_values_round_trip(school):
+    document = DocumentFactory(institution=school)
+    graduate = document.graduate
+    [pk] = allocate_ids(type(document), 1)
+    payload = {"id": pk, "holder": {"last_name": "Ёлкина"}, "honours": True, "hours": None, "grades": []}
+    fields = [
+        "id",
+        "institution_id",
+        "graduate_id",
+        "kind",
+        "number",
+        "registration_number",
+        "issued_on",
+        "signed_payload",
+        "grades",
+        "verification_code",
+    ]
+    values = (pk, school.pk, graduate.pk, document.kind, "99000000000001", "R-1", document.issued_on, payload)
+    insert_rows(type(document), fields, [(*values, [{"subject": "Математика", "mark": "5"}], f"code-{pk}")])
+
+    stored = type(document).objects.get(pk=pk)
+    assert stored.signed_payload == payload
+    assert stored.grades == [{"subject": "Математика", "mark": "5"}]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_statistics_are_refreshed_as_a_job_doubles_its_tables(school):
+    def reltuples():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'documents_graduate'::regclass")
+            return cursor.fetchone()[0]
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE documents_graduate")
+    statistics = PlannerStatistics(Graduate, min_rows=4)
+    GraduateFactory.create_batch(3, institution=school)
+    statistics.rows_added(3)
+    assert reltuples() <= 0  # fewer rows than the threshold: nothing done yet
+
+    GraduateFactory.create_batch(3, institution=school)
+    statistics.rows_added(3)
+    assert reltuples() == 6
