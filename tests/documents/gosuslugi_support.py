@@ -101,7 +101,12 @@ def issue_document(actor, *, snils: str | None = None, number: int | None = None
 
 @pytest.fixture
 def emulator_state(settings, tmp_path):
-    """The emulator's own state (the in-process one), empty and fault-free for the test."""
+    """The emulator's own state (the in-process one), empty and fault-free for the test.
+
+    Kept in the test's own SQLite file, not in REDIS_URL: parallel test processes share
+    that Redis database, and one test's reset would wipe another's placements.
+    """
+    settings.GOSUSLUGI_EMULATOR_REDIS_URL = ""
     settings.GOSUSLUGI_EMULATOR_DB = tmp_path / "gosuslugi-emulator.sqlite3"
     state = store()
     state.reset()

@@ -273,6 +273,7 @@ def embedded_emulator(settings, tmp_path):
 
     settings.GOSUSLUGI_URL = ""
     settings.GOSUSLUGI_EMULATOR = True
+    settings.GOSUSLUGI_EMULATOR_REDIS_URL = ""  # per test, not shared with parallel test processes
     settings.GOSUSLUGI_EMULATOR_DB = tmp_path / "gosuslugi-emulator.sqlite3"
     state = store()
     state.reset()
