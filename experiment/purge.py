@@ -494,7 +494,8 @@ def _report_open(*, experiment: Experiment, actor: Actor) -> tuple[PurgeReport |
         return report, False
 
 
-def _send_withdrawals() -> None:
+def withdrawals_send() -> None:
+    """Have the delivery sweep send the pending withdrawals (queued; in-process without a broker)."""
     from documents.tasks import sweep_deliveries
 
     sweep_deliveries.delay()
@@ -507,6 +508,7 @@ def experiment_purge(
     as_of: dt.date | None = None,
     dry_run: bool = False,
     batch_size: int | None = None,
+    send_withdrawals: bool = True,
 ) -> PurgeOutcome:
     """Purge the experiment of `year` (see the module docstring); refuse before its purge date.
 
@@ -515,7 +517,8 @@ def experiment_purge(
     delete and changes nothing. Resumable and idempotent: an open report is
     continued; with nothing left to purge, nothing changes and no report is created
     (`nothing_to_do`, `report` = the last finished one). Call it outside any
-    transaction: each batch commits on its own.
+    transaction: each batch commits on its own. With `send_withdrawals` false the
+    caller sends them itself (`withdrawals_send`), e.g. after printing the counts.
     """
     as_of = as_of or timezone.localdate()
     experiment = Experiment.objects.filter(year=year).first()
@@ -562,8 +565,8 @@ def experiment_purge(
             obj=experiment,
             data={"year": experiment.year, "report": report.pk, **counts.as_event_data()},
         )
-        if counts.withdrawals:
-            transaction.on_commit(_send_withdrawals)
+        if counts.withdrawals and send_withdrawals:
+            transaction.on_commit(withdrawals_send)
     return PurgeOutcome(experiment=experiment, counts=counts, report=report, resumed=resumed)
 
 

@@ -3,9 +3,10 @@
 import argparse
 import datetime as dt
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from experiment.purge import PurgeCounts, experiment_purge
+from experiment.purge import PurgeCounts, experiment_purge, withdrawals_send
 from registry.actors import Actor
 from registry.errors import DomainError
 
@@ -45,7 +46,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, year, dry_run, as_of, **options):
         try:
-            outcome = experiment_purge(year=year, actor=Actor.system("purge"), as_of=as_of, dry_run=dry_run)
+            # The counts are printed before the withdrawals go out: without a broker the
+            # sweep sends them in this process, which for a large experiment takes a while.
+            outcome = experiment_purge(
+                year=year, actor=Actor.system("purge"), as_of=as_of, dry_run=dry_run, send_withdrawals=False
+            )
         except DomainError as exc:
             raise CommandError(str(exc.message)) from exc
         if outcome.dry_run:
@@ -59,3 +64,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Purged the {year} experiment{resumed}, report #{outcome.report.pk}:")
         for line in counts_lines(outcome.counts):
             self.stdout.write(line)
+        if outcome.counts.withdrawals and not outcome.dry_run:
+            if settings.CELERY_TASK_ALWAYS_EAGER:
+                self.stderr.write(f"Sending {outcome.counts.withdrawals} withdrawals to Gosuslugi in this process…")
+            withdrawals_send()
