@@ -8,6 +8,7 @@ switch to the production shape. `.env.example` lists every variable.
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -163,7 +164,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "sweep-deliveries": {"task": "documents.tasks.sweep_deliveries", "schedule": 60.0},
-    "purge-ended-experiments": {"task": "experiment.tasks.purge_due_experiments", "schedule": 24 * 3600.0},
+    # Daily at 03:00 (TIME_ZONE), whenever beat was started; a purged experiment is a no-op.
+    "purge-ended-experiments": {
+        "task": "experiment.tasks.purge_due_experiments",
+        "schedule": crontab(hour=3, minute=0),
+    },
 }
 
 # --- Registry -------------------------------------------------------------------

@@ -323,15 +323,18 @@ def test_purge_withdraws_the_documents_from_the_emulators_accounts(
 
 
 def test_the_daily_purge_is_in_the_beat_schedule(settings):
+    from celery.schedules import crontab
+
     from registry.celery import app
 
     name = "experiment.tasks.purge_due_experiments"
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == name]
     assert len(entries) == 1
     schedule = entries[0]["schedule"]
-    # At least once a day: a number of seconds, or a Celery schedule object.
-    seconds = schedule if isinstance(schedule, int | float) else schedule.run_every.total_seconds()
-    assert 0 < seconds <= 24 * 3600
+    # Once a day at a fixed time, not every 24 hours counted from whenever beat started.
+    assert isinstance(schedule, crontab)
+    assert len(schedule.hour) == 1 and len(schedule.minute) == 1
+    assert schedule.day_of_week == set(range(7)) and schedule.day_of_month == set(range(1, 32))
     assert app.tasks["experiment.tasks.purge_due_experiments"].name == tasks.purge_due_experiments.name
 
 
