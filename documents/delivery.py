@@ -214,30 +214,55 @@ def backoff_seconds(*, attempts: int, retry_after: float | None = None) -> float
     return delay
 
 
-def _claim(ids: list[int], *, now: dt.datetime, until: dt.datetime) -> list[int]:
-    """Take the due rows among `ids` for this worker; return the ids it now holds.
+# In the model's field order, as `Model.from_db` expects a partial row.
+_CLAIM_COLUMNS = tuple(
+    f.attname
+    for f in Delivery._meta.concrete_fields
+    if f.attname in {"id", "action", "attempts", "portal_id", "document_id", "idempotency_key"}
+)
+
+
+def _claim_rows(ids: list[int], *, now: dt.datetime, until: dt.datetime) -> list[Delivery]:
+    """Take the due rows among `ids` for this worker; return them (the columns a delivery needs), by id.
 
     One conditional UPDATE … RETURNING: the database decides, so of two workers
     racing for a row exactly one gets it back. `until` (the lease) is also this
     claim's token: the outcome is written only while the row still carries it.
+    The UPDATE returns what the delivery reads, so claiming costs one round trip.
     """
     if not ids:
         return []
     ops, q = connection.ops, connection.ops.quote_name
     table = q(Delivery._meta.db_table)
     placeholders = ", ".join(["%s"] * len(ids))
+    returning = ", ".join(q(column) for column in _CLAIM_COLUMNS)
     # Only quoted column names and placeholders are interpolated into the statement.
     sql = (
         f"UPDATE {table} SET {q('state')} = %s, {q('attempts')} = {q('attempts')} + 1, "  # noqa: S608
         f"{q('claimed_until')} = %s, {q('updated_at')} = %s "
         f"WHERE {q('id')} IN ({placeholders}) AND (({q('state')} = %s AND {q('next_attempt_at')} <= %s) "
-        f"OR ({q('state')} = %s AND {q('claimed_until')} < %s)) RETURNING {q('id')}"
+        f"OR ({q('state')} = %s AND {q('claimed_until')} < %s)) RETURNING {returning}"
     )
     at, until_db = ops.adapt_datetimefield_value(now), ops.adapt_datetimefield_value(until)
     params = [IN_PROGRESS, until_db, at, *ids, PENDING, at, IN_PROGRESS, at]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        fetched = cursor.fetchall()
+    key_field = Delivery._meta.get_field("idempotency_key")
+    key_at = _CLAIM_COLUMNS.index("idempotency_key")
+    rows = []
+    for values in fetched:
+        values = list(values)
+        # SQLite hands the UUID back as text; the field's converter makes it a UUID again.
+        values[key_at] = key_field.to_python(values[key_at])
+        rows.append(Delivery.from_db(connection.alias, list(_CLAIM_COLUMNS), values))
+    rows.sort(key=lambda row: row.pk)
+    return rows
+
+
+def _claim(ids: list[int], *, now: dt.datetime, until: dt.datetime) -> list[int]:
+    """Take the due rows among `ids` for this worker; return the ids it now holds (see `_claim_rows`)."""
+    return [row.pk for row in _claim_rows(ids, now=now, until=until)]
 
 
 def _transfer_wait(experiment_id: int | None, *, now: dt.datetime, cache: dict) -> dt.datetime | None:
@@ -368,14 +393,9 @@ def deliveries_process(*, delivery_ids: list[int]) -> dict[int, str]:
     now = timezone.now()
     lease = settings.GOSUSLUGI_LEASE + len(ids) * settings.GOSUSLUGI_TIMEOUT
     until = now + dt.timedelta(seconds=lease)
-    claimed = _claim(ids, now=now, until=until)
-    if not claimed:
+    rows = _claim_rows(ids, now=now, until=until)
+    if not rows:
         return {}
-    rows = list(
-        Delivery.objects.filter(pk__in=claimed)
-        .only("id", "action", "attempts", "portal_id", "document_id", "idempotency_key")
-        .order_by("id")
-    )
     documents = _documents_for(rows)
     transfer_cache: dict = {}
     outcomes: dict[int, _Outcome] = {}
