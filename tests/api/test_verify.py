@@ -115,3 +115,18 @@ def test_incomplete_verify_request_is_400(verifier, body, fields):
 def test_signed_form_of_the_api_is_what_the_verifier_accepts(alice_actor):
     document = issue(alice_actor, 1)
     assert set(signed_form(document)) == {"payload", "alg", "kid", "signature"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"code": ""}, {"code": "   "}, {"code": None}, {"code": "x" * 65}, {"code": "abc\x00"}, {"code": ["abc"]}],
+)
+def test_a_code_the_serializer_refuses_is_still_400(verifier, body):
+    assert "code" in assert_error_shape(verifier.post(URL, body, format="json"), 400)["errors"]
+
+
+def test_a_code_with_spaces_around_or_not_a_string_is_read_as_the_serializer_reads_it(verifier, alice_actor):
+    document = issue(alice_actor, 1)
+    assert verdict(verifier, {"code": f"  {document.verification_code}\t"})["status"] == "valid"
+    assert verdict(verifier, {"code": 12}) == {"status": "not_found"}
+    assert verdict(verifier, {"code": "прочее"}) == {"status": "not_found"}
