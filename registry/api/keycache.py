@@ -18,6 +18,7 @@ What stays true with the cache:
   before, so that the change is seen at once even inside a transaction; after,
   so that a process that loaded the row between the two (the old, live one,
   since the change was not yet committed) drops it again.
+  (A QuerySet.update() sends no signal: such code calls api_keys_changed() itself.)
 * The token is read before the row, so a change that commits after the token was
   read always leaves a stale token behind it.
 * The token is random, never a counter: a Redis restart cannot bring back a
