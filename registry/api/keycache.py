@@ -21,8 +21,9 @@ What stays true with the cache:
   (A QuerySet.update() sends no signal: such code calls api_keys_changed() itself.)
 * The token is read before the row, so a change that commits after the token was
   read always leaves a stale token behind it.
-* The token is random, never a counter: a Redis restart cannot bring back a
-  value a process still holds.
+* The token is random, never a counter, and never absent when a row is
+  remembered: a Redis restart or eviction cannot bring back a value a process
+  still holds.
 * last_used_at keeps its minute's precision: an entry is used only until a minute
   after the key's last_used_at, then the row is read (and marked) again.
 * An issue key's institution is never cached: each request gets a fresh ApiKey
@@ -33,6 +34,7 @@ processes, so nothing is remembered and every request reads the row.
 """
 
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -113,14 +115,24 @@ class KeyCache:
 
 
 def _read_generation(client, row: ApiKey | None) -> tuple[bytes | None, tuple[str, int] | None]:
-    """Read the generation token and, for `row`, count the request in its rate window: one round trip."""
+    """Read the generation token and, for `row`, count the request in its rate window: one round trip.
+
+    Without `row` (before loading a row), a missing token is created first, so an
+    entry never holds "no token": a token that disappears (Redis restarted, the key
+    evicted) then always differs from what the entries hold.
+    """
     cache = caches["default"]
+    generation_key = cache.make_and_validate_key(GENERATION_KEY)
     pipe = client.pipeline(transaction=False)
-    pipe.get(cache.make_and_validate_key(GENERATION_KEY))
+    if row is None:
+        pipe.set(generation_key, secrets.token_hex(16), nx=True)
+    pipe.get(generation_key)
     window = current_window(row, time.time()) if row is not None else None
     if window is not None:
         queue_window_hit(pipe, cache.make_and_validate_key(window.cache_key), timeout=window.timeout)
     results = pipe.execute()
+    if row is None:
+        return results[1], None
     return results[0], ((window.cache_key, int(results[-1])) if window is not None else None)
 
 

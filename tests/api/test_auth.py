@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from institutions.apikeys import api_key_hash, api_key_revoke
+from institutions.apikeys import GENERATION_KEY, api_key_hash, api_key_revoke
 from institutions.models import ApiKey, ApiKeyScope
 from registry.api import keycache
 from tests.api.conftest import assert_error_shape, client_for
@@ -223,3 +223,17 @@ def test_a_changed_key_is_reread_at_once_by_every_process(change, issue_key, ope
             assert_error_shape(response, 403, "permission_denied")
         else:
             assert_error_shape(response, 401, "authentication_failed")
+
+
+@needs_key_cache
+def test_a_lost_generation_token_makes_every_process_reread_its_keys(issue_key, monkeypatch):
+    row, plaintext = issue_key
+    client = keycache.redis_client()
+    token = caches["default"].make_and_validate_key(GENERATION_KEY)
+    client.delete(token)  # a fresh Redis
+    _as_process(monkeypatch, keycache.KeyCache())
+    assert client_for(plaintext).get("/api/v1/documents/").status_code == 200
+    # Redis restarts (the token is gone) while the key is revoked behind the API's back.
+    client.delete(token)
+    ApiKey.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
+    assert_error_shape(client_for(plaintext).get("/api/v1/documents/"), 401, "authentication_failed")
