@@ -12,10 +12,11 @@ because after the purge nothing is left to tell them apart.
 """
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass, field
 
-from django.db import connections, models
+from django.db import connections, models, router
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -222,34 +223,43 @@ def verify_document(document: Document) -> Verification:
 # ORM query would cost several times the indexed read), only the columns the verdict
 # reads, and the signing key joined in. The verdict reads the signed payload, not
 # the rows it was built from. The code is unique: no ORDER BY, no LIMIT.
+_DOCUMENT_COLUMNS = (
+    "id", "verification_code", "kind", "series", "number", "status", "annulled_at", "annul_reason",
+    "signed_payload", "signature", "signed_at", "signing_key_id",
+)  # fmt: skip
 _KEY_FIELDS = ("public_key", "not_before", "not_after", "revoked_at")
-_KEY_COLUMNS = ", ".join(f"k.{name} AS key_{name}" for name in _KEY_FIELDS)
+_KEY_COLUMNS = ", ".join(f"k.{name}" for name in _KEY_FIELDS)
 _BY_CODE_SQL = (
     # Table and column names are the models' constants; every value is a parameter.
-    "SELECT d.id, d.verification_code, d.kind, d.series, d.number, d.status, d.annulled_at, d.annul_reason, "  # noqa: S608
-    f"d.signed_payload, d.signature, d.signed_at, d.signing_key_id, {_KEY_COLUMNS} "
+    f"SELECT {', '.join(f'd.{name}' for name in _DOCUMENT_COLUMNS)}, {_KEY_COLUMNS} "  # noqa: S608
     f"FROM {Document._meta.db_table} d LEFT JOIN {SigningKey._meta.db_table} k ON k.id = d.signing_key_id "
     f"WHERE d.verification_code = %s AND d.status IN ({', '.join(['%s'] * len(_SHOWN))})"
 )
 
 
-def _joined_key(document: Document) -> SigningKey:
-    """The signing key from the columns joined to `document`; its other fields stay deferred.
+@functools.lru_cache(maxsize=32)
+def _converters(connection, model: type[models.Model], names: tuple[str, ...]) -> tuple:
+    """Per column of `names`: (attname, the converters the ORM would apply), for one connection."""
+    result = []
+    for name in names:
+        model_field = model._meta.get_field(name)
+        column = model_field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(column) + model_field.get_db_converters(connection)
+        result.append((model_field.attname, column, tuple(converters)))
+    return tuple(result)
 
-    A raw query converts only its model's own columns, so the key's are converted
-    here as the ORM would (SQLite returns datetimes as text, for one).
-    """
-    connection = connections[document._state.db]
-    loaded = {"id": document.signing_key_id}
-    for name in _KEY_FIELDS:
-        key_field = SigningKey._meta.get_field(name)
-        column = key_field.get_col(SigningKey._meta.db_table)
-        value = getattr(document, f"key_{name}")
-        for converter in connection.ops.get_db_converters(column) + key_field.get_db_converters(connection):
+
+def _from_columns(model: type[models.Model], db: str, names: tuple[str, ...], values) -> models.Model:
+    """An instance of `model` from a fixed statement's columns, converted as the ORM would
+    (SQLite returns datetimes and JSON as text, for one); its other fields stay deferred."""
+    connection = connections[db]
+    loaded = {}
+    for (attname, column, converters), value in zip(_converters(connection, model, names), values, strict=True):
+        for converter in converters:
             value = converter(value, column, connection)
-        loaded[name] = value
-    names = [f.attname for f in SigningKey._meta.concrete_fields if f.attname in loaded]  # from_db's order
-    return SigningKey.from_db(document._state.db, names, [loaded[name] for name in names])
+        loaded[attname] = value
+    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in loaded]  # from_db's order
+    return model.from_db(db, ordered, [loaded[name] for name in ordered])
 
 
 def verify_by_code(*, code: str) -> Verification:
@@ -257,11 +267,20 @@ def verify_by_code(*, code: str) -> Verification:
     code = (code or "").strip()
     if not code or len(code) > 64:
         return Verification(status=VerificationStatus.NOT_FOUND)
-    document = next(iter(Document.objects.raw(_BY_CODE_SQL, [code, *_SHOWN])), None)
-    if document is None:
+    # A plain cursor: a RawQuerySet would resolve the model's columns on every call,
+    # which costs more than the indexed read.
+    db = router.db_for_read(Document)
+    with connections[db].cursor() as cursor:
+        cursor.execute(_BY_CODE_SQL, [code, *_SHOWN])
+        row = cursor.fetchone()
+    if row is None:
         return Verification(status=VerificationStatus.NOT_FOUND)
+    split = len(_DOCUMENT_COLUMNS)
+    document = _from_columns(Document, db, _DOCUMENT_COLUMNS, row[:split])
     if document.signing_key_id is not None:
-        document.signing_key = _joined_key(document)
+        document.signing_key = _from_columns(
+            SigningKey, db, ("id", *_KEY_FIELDS), (document.signing_key_id, *row[split:])
+        )
     return _judge(document)
 
 

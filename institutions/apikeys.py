@@ -9,17 +9,22 @@ brute-force, and keys do not depend on the master key (rotating it keeps them va
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 
+from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from documents.history import event_record
 from institutions.models import ApiIdempotencyKey, ApiKey, ApiKeyScope, Institution
 from registry.actors import Actor
+from registry.api.throttling import redis_client
 from registry.errors import DomainError, ValidationFailed
 
 PREFIX_BYTES = 6  # 12 hex characters: unique enough to find a row, short enough to show in lists
@@ -28,6 +33,11 @@ SECRET_BYTES = 32
 # precision is all an operator needs to tell a live key from an abandoned one.
 LAST_USED_PRECISION = dt.timedelta(minutes=1)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# Replaced (with a random token) on every change of any key: processes that remember
+# keys (registry.api.keycache) drop them when it differs from what they read.
+GENERATION_KEY = "api-keys:generation"
+
+logger = logging.getLogger(__name__)
 
 
 class IdempotencyKeyReused(DomainError):
@@ -95,6 +105,7 @@ def api_key_revoke(*, api_key: ApiKey, revoked_by=None) -> ApiKey:
     updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
     if updated:
+        api_keys_changed()
         event_record(
             actor=Actor.system("api_key_revoke", user=revoked_by),
             action="api_key.revoked",
@@ -111,13 +122,23 @@ def api_key_revoke(*, api_key: ApiKey, revoked_by=None) -> ApiKey:
 _BY_PREFIX_SQL = f"SELECT * FROM {ApiKey._meta.db_table} WHERE prefix = %s"  # noqa: S608 (constant names)
 
 
+def api_key_prefix(key: str) -> str | None:
+    """The prefix of a well-formed `<prefix>.<secret>` key, or None."""
+    prefix, dot, secret = (key or "").partition(".")
+    if not dot or not secret or not prefix.isalnum() or len(prefix) > 16:
+        return None
+    return prefix
+
+
 def api_key_authenticate(key: str) -> ApiKey | None:
     """Return the live key row matching `key`, or None (unknown, wrong secret or revoked).
 
     The hash comparison is constant-time. Marks the key used, at most once a minute.
+    Reads the database every time; the API authenticates through
+    registry.api.keycache, which remembers rows between requests.
     """
-    prefix, dot, secret = (key or "").partition(".")
-    if not dot or not secret or not prefix.isalnum() or len(prefix) > 16:
+    prefix = api_key_prefix(key)
+    if prefix is None:
         return None
     row = next(iter(ApiKey.objects.raw(_BY_PREFIX_SQL, [prefix])), None)
     if row is None or not hmac.compare_digest(row.key_hash, api_key_hash(key)) or row.revoked_at is not None:
@@ -130,6 +151,41 @@ def api_key_authenticate(key: str) -> ApiKey | None:
         ).update(last_used_at=now)
         row.last_used_at = now
     return row
+
+
+def _announce_change() -> None:
+    client = redis_client()
+    if client is None:  # without Redis no process remembers keys
+        return
+    try:
+        client.set(caches["default"].make_and_validate_key(GENERATION_KEY), secrets.token_hex(16))
+    except Exception:
+        # The change itself stands. The API cannot serve requests without Redis either
+        # (its throttle lives there); once Redis answers again, a remembered key is
+        # still used at most a minute after its last use was recorded.
+        logger.exception("could not announce an API key change in Redis")
+
+
+def api_keys_changed() -> None:
+    """Make every process forget the keys it remembers, on its next request.
+
+    Announced at once, so the change is seen even inside the current transaction,
+    and again after the commit: a process that reloaded a row in between read the
+    old, uncommitted-over one, and must drop it again.
+    """
+    _announce_change()
+    transaction.on_commit(_announce_change)
+
+
+@receiver(post_save, sender=ApiKey, dispatch_uid="api_key_saved")
+def _api_key_saved(sender, instance, created, raw=False, **kwargs):
+    if not created:  # a new key is remembered nowhere yet
+        api_keys_changed()
+
+
+@receiver(post_delete, sender=ApiKey, dispatch_uid="api_key_deleted")
+def _api_key_deleted(sender, instance, **kwargs):
+    api_keys_changed()
 
 
 def idempotency_key_errors(key: str) -> dict:

@@ -122,7 +122,12 @@ class ApiKeyScope(models.TextChoices):
 
 
 class ApiKey(models.Model):
-    """A partner system's key. Only a hash is stored; the key is shown once."""
+    """A partner system's key. Only a hash is stored; the key is shown once.
+
+    API processes remember keys (registry.api.keycache): saves and deletes tell them
+    through signals, but a QuerySet.update() of anything but last_used_at must call
+    institutions.apikeys.api_keys_changed() itself, as api_key_revoke does.
+    """
 
     name = models.CharField(_("name"), max_length=200)
     prefix = models.CharField(_("prefix"), max_length=16, unique=True)

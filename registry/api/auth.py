@@ -4,8 +4,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from institutions.apikeys import api_key_authenticate
 from institutions.models import ApiKey
+from registry.api import keycache
 
 
 class Partner:
@@ -40,7 +40,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed(_("Send the key as: Authorization: Bearer <key>."))
-        api_key = api_key_authenticate(parts[1]) if parts[1].isascii() else None
+        api_key = keycache.key_cache.authenticate(parts[1]) if parts[1].isascii() else None
         if api_key is None:
             raise exceptions.AuthenticationFailed(_("The API key is not valid or has been revoked."))
         return Partner(api_key), api_key

@@ -15,6 +15,7 @@ Rates come from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] under the key's scope
 
 import math
 import time
+from dataclasses import dataclass
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -23,6 +24,7 @@ from rest_framework.throttling import BaseThrottle
 
 from institutions.models import ApiKey
 
+CACHE_PREFIX = "api-throttle"
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -35,14 +37,11 @@ def parse_rate(rate: str) -> tuple[int, int]:
 def window_hit(cache_key: str, *, timeout: int) -> int:
     """Count one request in the window `cache_key` (created for `timeout` s) and return the count."""
     cache = caches["default"]
-    if isinstance(cache, RedisCache):
-        key = cache.make_and_validate_key(cache_key)
-        client = _redis_client(cache, key)
-        # Not a MULTI: SET NX cannot undo a concurrent INCR, and both are atomic alone.
+    client = redis_client()
+    if client is not None:
         pipe = client.pipeline(transaction=False)
-        pipe.set(key, 0, ex=timeout, nx=True)
-        pipe.incr(key)
-        return int(pipe.execute()[1])
+        queue_window_hit(pipe, cache.make_and_validate_key(cache_key), timeout=timeout)
+        return int(pipe.execute()[-1])
     cache.add(cache_key, 0, timeout=timeout)
     try:
         return cache.incr(cache_key)
@@ -51,17 +50,64 @@ def window_hit(cache_key: str, *, timeout: int) -> int:
         return 1
 
 
-def _redis_client(cache: RedisCache, key: str):
-    """The write client of Django's Redis cache, built once per cache object (they are per thread)."""
+def queue_window_hit(pipe, key: str, *, timeout: int) -> None:
+    """Queue the counting of one request in the Redis key `key`; the pipeline's last result is the count.
+
+    Not a MULTI: SET NX cannot undo a concurrent INCR, and both are atomic alone.
+    """
+    pipe.set(key, 0, ex=timeout, nx=True)
+    pipe.incr(key)
+
+
+def redis_client():
+    """The write client of Django's Redis cache, or None when the cache is not Redis.
+
+    Built once per cache object (they are per thread); a single-server cache uses
+    the same client for every key.
+    """
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return None
     client = getattr(cache, "_throttle_client", None)
     if client is None:
-        client = cache._cache.get_client(key, write=True)
+        client = cache._cache.get_client(write=True)
         cache._throttle_client = client
     return client
 
 
+@dataclass(frozen=True)
+class Window:
+    """The current rate window of one key: its cache key, limit and bounds."""
+
+    cache_key: str
+    limit: int
+    period: int
+    number: int
+
+    @property
+    def timeout(self) -> int:
+        return self.period + 1
+
+
+def current_window(api_key: ApiKey, now: float) -> Window | None:
+    """The window `api_key`'s request falls in, or None when its scope has no rate."""
+    # Read at request time, not import time, so settings overrides take effect.
+    rate = api_settings.DEFAULT_THROTTLE_RATES.get(api_key.scope)
+    if not rate:
+        return None
+    limit, period = parse_rate(rate)
+    number = int(now // period)
+    # The prefix is the key's public id; unlike the row id it is never reused.
+    return Window(f"{CACHE_PREFIX}:{api_key.prefix}:{period}:{number}", limit, period, number)
+
+
 class ApiKeyRateThrottle(BaseThrottle):
-    cache_prefix = "api-throttle"
+    """Refuse a key's requests beyond its scope's rate, with Retry-After.
+
+    On Redis the authenticator usually counts the request already, in the round
+    trip that checks its key cache (registry.api.keycache), and leaves the count on
+    the key as `throttle_hit`; otherwise the request is counted here.
+    """
 
     def __init__(self):
         self._wait = None
@@ -70,17 +116,17 @@ class ApiKeyRateThrottle(BaseThrottle):
         key = request.auth if isinstance(request.auth, ApiKey) else None
         if key is None:
             return True
-        # Read at request time, not import time, so settings overrides take effect.
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(key.scope)
-        if not rate:
-            return True
-        limit, period = parse_rate(rate)
         now = time.time()
-        window = int(now // period)
-        # The prefix is the key's public id; unlike the row id it is never reused.
-        count = window_hit(f"{self.cache_prefix}:{key.prefix}:{period}:{window}", timeout=period + 1)
-        if count > limit:
-            self._wait = max(1, math.ceil((window + 1) * period - now))
+        window = current_window(key, now)
+        if window is None:
+            return True
+        counted = getattr(key, "throttle_hit", None)
+        if counted is not None and counted[0] == window.cache_key:
+            count = counted[1]
+        else:
+            count = window_hit(window.cache_key, timeout=window.timeout)
+        if count > window.limit:
+            self._wait = max(1, math.ceil((window.number + 1) * window.period - now))
             return False
         return True
 

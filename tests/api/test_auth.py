@@ -1,13 +1,16 @@
 import datetime as dt
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from institutions.apikeys import api_key_hash, api_key_revoke
-from institutions.models import ApiKey
+from institutions.apikeys import GENERATION_KEY, api_key_hash, api_key_revoke
+from institutions.models import ApiKey, ApiKeyScope
+from registry.api import keycache
 from tests.api.conftest import assert_error_shape, client_for
 from tests.conftest import login_to_admin
 
@@ -55,7 +58,7 @@ def test_key_is_stored_only_as_its_hash(issue_key):
     assert secret not in stored and plaintext not in stored
 
 
-def test_last_used_is_written_at_most_once_a_minute(issue_key, issuer):
+def test_last_used_is_written_at_most_once_a_minute(issue_key, issuer, monkeypatch):
     row, _ = issue_key
     assert row.last_used_at is None
     issuer.get("/api/v1/institutions/")
@@ -67,11 +70,13 @@ def test_last_used_is_written_at_most_once_a_minute(issue_key, issuer):
     assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
     row.refresh_from_db()
     assert row.last_used_at == first
-    ApiKey.objects.filter(pk=row.pk).update(last_used_at=timezone.now() - dt.timedelta(minutes=2))
+    # Two minutes later (the clock moves, rather than the column: a process that
+    # remembers the key, registry.api.keycache, goes by the last use it saw).
+    later = first + dt.timedelta(minutes=2)
+    monkeypatch.setattr(timezone, "now", lambda: later)
     issuer.get("/api/v1/institutions/")
     row.refresh_from_db()
-    assert row.last_used_at > first - dt.timedelta(seconds=1)
-    assert timezone.now() - row.last_used_at < dt.timedelta(seconds=30)
+    assert row.last_used_at == later
 
 
 def test_verify_key_cannot_list_or_create_documents(verifier):
@@ -158,3 +163,77 @@ def test_admin_revoke_action_refuses_the_key_from_then_on(operator_client, issue
     row.refresh_from_db()
     assert row.revoked_at is not None
     assert client_for(plaintext).get("/api/v1/documents/").status_code == 401
+
+
+# --- Keys remembered per process (registry.api.keycache) ---------------------------
+
+
+def _as_process(monkeypatch, process: keycache.KeyCache) -> None:
+    """Serve the next requests as the process owning `process` (each process has its own cache)."""
+    monkeypatch.setattr(keycache, "key_cache", process)
+
+
+def _key_reads(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if ApiKey._meta.db_table in q["sql"]]
+
+
+needs_key_cache = pytest.mark.skipif(
+    not isinstance(caches["default"], RedisCache), reason="keys are remembered only with the Redis cache (REDIS_URL)"
+)
+
+
+@needs_key_cache
+def test_a_remembered_key_is_still_checked_and_read_from_memory(issue_key, monkeypatch):
+    row, plaintext = issue_key
+    _as_process(monkeypatch, keycache.KeyCache())
+    assert client_for(plaintext).get("/api/v1/institutions/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client_for(plaintext).get("/api/v1/institutions/").status_code == 200
+    assert not _key_reads(queries)
+    forged = f"{row.prefix}.{'x' * 43}"
+    assert_error_shape(client_for(forged).get("/api/v1/institutions/"), 401, "authentication_failed")
+    assert client_for(plaintext).get("/api/v1/institutions/").status_code == 200
+
+
+@needs_key_cache
+@pytest.mark.parametrize("change", ["revoke", "admin revoke", "edit", "delete"])
+def test_a_changed_key_is_reread_at_once_by_every_process(change, issue_key, operator_client, monkeypatch):
+    row, plaintext = issue_key
+    processes = [keycache.KeyCache(), keycache.KeyCache()]
+    for process in processes:
+        _as_process(monkeypatch, process)
+        assert client_for(plaintext).get("/api/v1/documents/").status_code == 200
+        assert row.prefix in process.entries
+
+    if change == "revoke":
+        api_key_revoke(api_key=row)
+    elif change == "admin revoke":
+        operator_client.post("/admin/institutions/apikey/", {"action": "revoke", "_selected_action": [row.pk]})
+    elif change == "edit":
+        row.scope = ApiKeyScope.VERIFY  # an issue key turned into a verify key loses the documents
+        row.institution = None
+        row.save()
+    else:
+        row.delete()
+
+    for process in processes:
+        _as_process(monkeypatch, process)
+        response = client_for(plaintext).get("/api/v1/documents/")
+        if change == "edit":
+            assert_error_shape(response, 403, "permission_denied")
+        else:
+            assert_error_shape(response, 401, "authentication_failed")
+
+
+@needs_key_cache
+def test_a_lost_generation_token_makes_every_process_reread_its_keys(issue_key, monkeypatch):
+    row, plaintext = issue_key
+    client = keycache.redis_client()
+    token = caches["default"].make_and_validate_key(GENERATION_KEY)
+    client.delete(token)  # a fresh Redis
+    _as_process(monkeypatch, keycache.KeyCache())
+    assert client_for(plaintext).get("/api/v1/documents/").status_code == 200
+    # Redis restarts (the token is gone) while the key is revoked behind the API's back.
+    client.delete(token)
+    ApiKey.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
+    assert_error_shape(client_for(plaintext).get("/api/v1/documents/"), 401, "authentication_failed")

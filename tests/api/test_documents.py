@@ -5,7 +5,7 @@ from django.test.utils import CaptureQueriesContext
 from documents import services
 from documents.models import Delivery, DeliveryState, Document, DocumentStatus
 from documents.signing import canonicalize, signature_is_valid
-from institutions.models import ApiIdempotencyKey
+from institutions.models import ApiIdempotencyKey, ApiKey
 from tests.api.conftest import assert_error_shape, create_body, issue
 from tests.factories import DocumentFactory, GraduateFactory
 
@@ -91,8 +91,10 @@ def test_list_queries_do_not_grow_with_the_page(issuer, alice_actor):
     with CaptureQueriesContext(connection) as seven:
         assert len(results(issuer.get(URL))) == 7
     assert len(seven.captured_queries) == len(one.captured_queries)
-    # The key's look-up and the page: the key's institution is not loaded for a list.
-    assert len(one.captured_queries) == 2, [q["sql"] for q in one.captured_queries]
+    # The page (and the key's look-up, unless this process remembers the key: see
+    # registry.api.keycache); the key's institution is not loaded for a list.
+    sql = [q["sql"] for q in one.captured_queries]
+    assert len([q for q in sql if ApiKey._meta.db_table not in q]) == 1 and len(sql) <= 2, sql
 
 
 def test_filters_kind_status_number_dates_experiment_and_delivery(issuer, alice_actor, school):
