@@ -1,7 +1,7 @@
 """A measured process: `python tests/benchmarks/child.py TASK JSON_ARGS`.
 
 The import and the purge run here, in a process of their own, so that the parent
-reads exactly their peak resident size (wait4). The last line printed is
+reads exactly their own peak resident size (VmHWM). The last line printed is
 `BENCH_RESULT {json}`.
 """
 
@@ -88,7 +88,29 @@ def main() -> None:
     if profiler is not None:
         profiler.disable()
         result["profile"] = _save_profile(profiler, profile_dir, task)
+    peak_kb = _own_peak_rss_kb()
+    if peak_kb is not None:
+        result["peak_rss_kb"] = peak_kb
     print("BENCH_RESULT " + json.dumps(result, default=str), flush=True)
+
+
+def _own_peak_rss_kb() -> int | None:
+    """This process's own peak resident size (VmHWM of its address space), in kB.
+
+    Not ru_maxrss: on exec, Linux carries the high-water RSS of the address space
+    being replaced into the new program's ru_maxrss, and with vfork/posix_spawn
+    (what subprocess uses) that address space is the parent's. A child of a bench
+    that has just generated a million rows would report the bench's peak, not its own.
+    VmHWM belongs to the address space exec created, so it is the child's alone.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def _save_profile(profiler, directory: str, task: str) -> str:

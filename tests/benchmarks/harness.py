@@ -323,9 +323,11 @@ class ChildResult:
 def run_child(task: str, args: dict, *, timeout: float = 1800) -> ChildResult:
     """Run `tests/benchmarks/child.py TASK ARGS` and return its JSON result and peak RSS.
 
-    The peak resident size is the child's own `ru_maxrss` as the kernel reports it to
-    the parent through wait4, so it is exactly the measured process's peak, whatever
-    ran before it in this process.
+    The peak resident size is the child's own VmHWM, which it reports in its result.
+    Not `ru_maxrss` from wait4: Linux folds the high-water RSS of the address space an
+    exec replaces into the new program's ru_maxrss, and subprocess spawns with vfork,
+    so that was this (parent) process's peak — after generating a million rows, a
+    child that did nothing "peaked" at several hundred MB.
     """
     out = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (read back after wait4, closed below)
     cmd = [PY, str(ROOT / "tests" / "benchmarks" / "child.py"), task, json.dumps(args)]
@@ -357,8 +359,10 @@ def run_child(task: str, args: dict, *, timeout: float = 1800) -> ChildResult:
     if result.get("profile"):
         Path(result["profile"]).with_suffix(".txt").write_text(text)
         log(f"  profile of {task}: {result['profile']} (top costs in the .txt beside it)")
-    # ru_maxrss is in kilobytes on Linux.
-    return ChildResult(result=result, peak_rss_mb=usage.ru_maxrss / 1024, seconds=seconds, output=text)
+    # The child's own VmHWM (kB) when it reports one; ru_maxrss (kB on Linux) is only
+    # a fallback: it includes this process's peak, inherited through vfork + exec.
+    peak_kb = result.get("peak_rss_kb") or usage.ru_maxrss
+    return ChildResult(result=result, peak_rss_mb=peak_kb / 1024, seconds=seconds, output=text)
 
 
 def free_port() -> int:
