@@ -4,7 +4,9 @@ The upload form, the `import_documents` command and the `import_run` task all go
 through `import_job_create` + `import_job_run`. The file is streamed: rows are read
 one at a time and handled in batches of `BATCH_SIZE`, each batch in one
 transaction that also advances the job's counters, so memory stays flat for any
-file size and an interrupted run resumes after the last committed batch.
+file size and an interrupted run resumes after the last committed batch. On
+PostgreSQL a writer thread stores batch N while batch N+1 is being validated and
+signed (`_run_pipelined`): the Python work and the database's work overlap.
 
 Each row is validated by the services' own routines (`graduate_data_errors`,
 `document_data_errors`); this module adds only what needs the whole batch at once:

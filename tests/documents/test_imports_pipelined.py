@@ -183,3 +183,25 @@ def test_a_failure_while_preparing_keeps_the_batches_before_it(alice_actor, scho
     import_run(job.pk)
     job.refresh_from_db()
     assert (job.state, job.processed_rows, job.imported, Document.objects.count()) == (ImportJobState.DONE, 7, 7, 7)
+
+
+def test_a_runner_stops_when_another_has_moved_the_job_on(alice_actor, school, monkeypatch):
+    from documents.models import ImportJob
+
+    real_write = imports._BatchImporter.write
+    calls = []
+
+    def overtaken_before_second_batch(self, batch):
+        calls.append(batch)
+        if len(calls) == 2:  # another runner commits the second batch first
+            ImportJob.objects.filter(pk=self.job.pk).update(processed_rows=4)
+        return real_write(self, batch)
+
+    monkeypatch.setattr(imports._BatchImporter, "write", overtaken_before_second_batch)
+    job = create_job(alice_actor, school, [good_row(n) for n in range(1, 8)])
+    import_job_run(job_id=job.pk)
+
+    assert no_writer_left() and len(calls) >= 2
+    job.refresh_from_db()
+    assert (job.state, job.processed_rows, job.imported) == (ImportJobState.RUNNING, 4, 2)
+    assert Document.objects.count() == 2  # nothing of the batches this runner prepared after
