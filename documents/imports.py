@@ -4,7 +4,9 @@ The upload form, the `import_documents` command and the `import_run` task all go
 through `import_job_create` + `import_job_run`. The file is streamed: rows are read
 one at a time and handled in batches of `BATCH_SIZE`, each batch in one
 transaction that also advances the job's counters, so memory stays flat for any
-file size and an interrupted run resumes after the last committed batch.
+file size and an interrupted run resumes after the last committed batch. On
+PostgreSQL a writer thread stores batch N while batch N+1 is being validated and
+signed (`_run_pipelined`): the Python work and the database's work overlap.
 
 Each row is validated by the services' own routines (`graduate_data_errors`,
 `document_data_errors`); this module adds only what needs the whole batch at once:
@@ -17,19 +19,25 @@ present", so the same file uploaded twice creates nothing twice.
 """
 
 import codecs
+import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -490,6 +498,20 @@ def _count_rows(job: ImportJob) -> int:
             rows.close()
 
 
+def _batches(records: Iterator, skip: int) -> Iterator[list[tuple[int, dict | None]]]:
+    """Group `records` into batches of BATCH_SIZE, after the first `skip` (committed by an earlier run)."""
+    batch: list[tuple[int, dict | None]] = []
+    for index, record in enumerate(records):
+        if index < skip:
+            continue
+        batch.append(record)
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def import_job_run(*, job_id: int) -> ImportJob:
     """Run (or resume) an import job to its end; idempotent.
 
@@ -516,18 +538,9 @@ def import_job_run(*, job_id: int) -> ImportJob:
         job.save(update_fields=["state", "started_at", "total_rows"])
         importer = _BatchImporter(job=job, actor=actor, issue=issue, experiment=experiment)
         statistics = PlannerStatistics(Document, Graduate, Delivery)
-        with job.file.open("rb") as fh:
-            batch: list[tuple[int, dict | None]] = []
-            for index, record in enumerate(read_records(fh, job.original_name)):
-                if index < job.processed_rows:
-                    continue  # committed by an earlier, interrupted run
-                batch.append(record)
-                if len(batch) >= BATCH_SIZE:
-                    if not importer.run(batch):
-                        return job
-                    statistics.rows_added(len(batch))
-                    batch = []
-            if batch and not importer.run(batch):
+        # Closed explicitly, so a failure mid-file leaves no reader open on a closed file.
+        with job.file.open("rb") as fh, contextlib.closing(read_records(fh, job.original_name)) as records:
+            if not _import_batches(importer, _batches(records, skip=job.processed_rows), statistics):
                 return job
     except ImportFileError as exc:
         return _fail(job, exc.text or _message(exc.code if exc.code in MESSAGES else "other", exc.params))
@@ -549,8 +562,42 @@ _DOCUMENT_COMPARED = (
 )
 
 
+@dataclass
+class _Prepared:
+    """A batch made ready to store: validated, matched, signed, laid out as table rows.
+
+    While it is in flight (prepared, not yet committed), the next batches are
+    matched against its `documents` and `graduates` and draw no status index of
+    `indexes`: what their look-ups cannot see yet.
+    """
+
+    records: list  # the file's records, to redo the batch if its write conflicts
+    start: int  # the job's processed_rows before this batch
+    rejected: list
+    imported: int = 0
+    unchanged: int = 0
+    graduate_rows: list = dataclasses.field(default_factory=list)
+    document_ids: list = dataclasses.field(default_factory=list)
+    document_rows: Iterable = ()
+    documents: dict = dataclasses.field(default_factory=dict)  # (kind, series, number) → signature
+    graduates: dict = dataclasses.field(default_factory=dict)  # snils hash → new _Person
+    indexes: set = dataclasses.field(default_factory=set)
+    seq: int = 0  # its place in a pipelined run
+
+    @property
+    def batch_number(self) -> int:
+        # Counted from the rows already done, so a resumed run numbers on.
+        return self.start // BATCH_SIZE + 1
+
+
 class _BatchImporter:
-    """Validates and writes one batch of rows per call, in one transaction."""
+    """Prepares (validates, matches, signs) and stores batches of rows, each in one transaction.
+
+    `run` does both for one batch inside its transaction. A pipelined run
+    (`_run_pipelined`) prepares in the calling thread and stores in a writer
+    thread (`write`), so the next batch is prepared while the database takes
+    the previous one.
+    """
 
     def __init__(self, *, job: ImportJob, actor: Actor, issue: bool, experiment):
         self.job, self.actor, self.issue, self.experiment = job, actor, issue, experiment
@@ -561,7 +608,11 @@ class _BatchImporter:
         for attempt in range(3):
             try:
                 with transaction.atomic():
-                    return self._run_locked(records)
+                    job = self._lock(self.job.processed_rows)
+                    if job is None:
+                        return False
+                    self._write(self.prepare(records, job.processed_rows, stream=True), job)
+                    return True
             except IntegrityError:
                 # A concurrent writer took a number or a SNILS between our look-up and
                 # our insert; the next attempt's look-up sees it.
@@ -569,12 +620,28 @@ class _BatchImporter:
                     raise
         return False  # pragma: no cover
 
-    def _run_locked(self, records) -> bool:
+    def write(self, batch: _Prepared) -> bool:
+        """Store a prepared batch in its own transaction; False if another runner has moved the job on."""
+        with transaction.atomic():
+            job = self._lock(batch.start)
+            if job is None:
+                return False
+            self._write(batch, job)
+        return True
+
+    def _lock(self, start: int) -> ImportJob | None:
         job = ImportJob.objects.select_for_update().get(pk=self.job.pk)
-        if job.state != ImportJobState.RUNNING or job.processed_rows != self.job.processed_rows:
-            return False
-        # Counted from the rows already done, so a resumed run numbers on.
-        self.batch_number = job.processed_rows // BATCH_SIZE + 1
+        if job.state != ImportJobState.RUNNING or job.processed_rows != start:
+            return None
+        return job
+
+    def prepare(self, records: list, start: int, *, overlay: list[_Prepared] = (), stream: bool = False) -> _Prepared:
+        """Validate, match and (when issuing) sign `records`, the rows after `start`.
+
+        `overlay`: the batches in flight, ahead of this one. `stream`: sign each
+        document row only as the COPY asks for it (inside the caller's transaction).
+        """
+        job_id = self.job.pk
         rejected: list[ImportRejection] = []
         valid: list[Row] = []
         kind = self.institution.kind
@@ -585,57 +652,60 @@ class _BatchImporter:
             row = parse_row(line, values)
             if row_errors(row, kind, today):
                 rejected.append(
-                    ImportRejection(job=job, line=line, reasons=_reasons(lambda r=row: row_errors(r, kind, today)))
+                    ImportRejection(
+                        job_id=job_id, line=line, reasons=_reasons(lambda r=row: row_errors(r, kind, today))
+                    )
                 )
                 continue
             row.snils_hash = snils_lookup_hash(row.graduate.snils)
             valid.append(row)
 
-        accepted, unchanged, conflicts = self._match(valid)
+        accepted, unchanged, conflicts, graduates, new_graduates = self._match(valid, overlay)
         for row, code in conflicts:
             rejected.append(
                 ImportRejection(
-                    job=job, line=row.line, reasons=_reasons(lambda c=code: {_conflict_field(c): [MESSAGES[c]]})
+                    job_id=job_id, line=row.line, reasons=_reasons(lambda c=code: {_conflict_field(c): [MESSAGES[c]]})
                 )
             )
-        if accepted and not job.dry_run:
-            self._write(accepted, job)
-        ImportRejection.objects.bulk_create(rejected)
-        job.processed_rows += len(records)
-        job.imported += len(accepted)
-        job.rejected += len(rejected)
-        job.unchanged += unchanged
-        job.save(update_fields=["processed_rows", "imported", "rejected", "unchanged"])
-        self.job = job
-        return True
+        batch = _Prepared(records=records, start=start, rejected=rejected, imported=len(accepted), unchanged=unchanged)
+        if accepted and not self.job.dry_run:
+            self._lay_out(batch, accepted, graduates, new_graduates, overlay, stream)
+        return batch
 
-    def _match(self, rows: list[Row]):
+    def _match(self, rows: list[Row], overlay: list[_Prepared]):
         """Split valid rows into new ones, already present ones and conflicting ones.
 
         One query for the batch's SNILS hashes (this institution's graduates) and one
         for its numbers (any institution), each a single index look-up per value: no
-        join, so neither needs more than the batch's own rows.
+        join, so neither needs more than the batch's own rows. The batches in
+        `overlay` count as already stored.
         """
         existing = {}
-        self.graduates = {}
+        graduates: dict[str, _Person] = {}
         if rows:
             hashes = {row.snils_hash for row in rows}
-            self.graduates = {
+            graduates = {
                 snils_hash: _Person(pk, *names)
                 for pk, snils_hash, *names in Graduate.objects.filter(
                     institution=self.institution, snils_hash__any=list(hashes)
                 ).values_list("id", "snils_hash", "last_name", "first_name", "middle_name", "birth_date")
             }
+            for ahead in overlay:
+                for snils_hash, person in ahead.graduates.items():
+                    if snils_hash in hashes:
+                        graduates.setdefault(snils_hash, person)
             # A document matches a row only through one of these graduates; any
             # other graduate (or institution) makes it differ, whatever its SNILS.
-            hash_of = {person.id: snils_hash for snils_hash, person in self.graduates.items()}
+            hash_of = {person.id: snils_hash for snils_hash, person in graduates.items()}
             numbers = {row.document.number for row in rows}
             fields = ("kind", "series", "number", "institution_id", "graduate_id", *_DOCUMENT_COMPARED)
             for kind, series, number, institution_id, graduate_id, *compared in Document.objects.filter(
                 number__any=list(numbers)
             ).values_list(*fields):
                 existing[kind, series, number] = (institution_id, hash_of.get(graduate_id), *compared)
-        self.new_graduates: dict[str, GraduateData] = {}
+            for ahead in overlay:
+                existing.update(ahead.documents)
+        new_graduates: dict[str, GraduateData] = {}
         in_batch: dict[tuple, tuple] = {}
         accepted, conflicts, unchanged = [], [], 0
         for row in rows:
@@ -653,7 +723,7 @@ class _BatchImporter:
                 else:
                     conflicts.append((row, "number_taken"))
                 continue
-            person = self.graduates.get(row.snils_hash) or self.new_graduates.get(row.snils_hash)
+            person = graduates.get(row.snils_hash) or new_graduates.get(row.snils_hash)
             if person is not None and (
                 person.last_name.strip().casefold() != row.graduate.last_name.strip().casefold()
                 or person.birth_date != row.graduate.birth_date
@@ -661,13 +731,13 @@ class _BatchImporter:
                 conflicts.append((row, "snils_mismatch"))
                 continue
             if person is None:
-                self.new_graduates[row.snils_hash] = row.graduate
+                new_graduates[row.snils_hash] = row.graduate
             in_batch[key] = signature
             accepted.append(row)
-        return accepted, unchanged, conflicts
+        return accepted, unchanged, conflicts, graduates, new_graduates
 
-    def _write(self, rows: list[Row], job: ImportJob) -> None:
-        """Write the batch's new graduates, its documents and (when issuing) their outbox rows.
+    def _lay_out(self, batch: _Prepared, rows: list[Row], graduates, new_graduates, overlay, stream: bool) -> None:
+        """Build the batch's graduate and document rows, signing each document when issuing.
 
         No model instances: ids are reserved first, so documents name their graduates
         and signed payloads name their documents without reading anything back, and
@@ -675,34 +745,40 @@ class _BatchImporter:
         """
         now = timezone.now()
         institution = self.institution
-        if self.new_graduates:
-            graduate_rows = []
-            ids = allocate_ids(Graduate, len(self.new_graduates))
-            for pk, (snils_hash, g) in zip(ids, self.new_graduates.items(), strict=True):
+        if new_graduates:
+            ids = allocate_ids(Graduate, len(new_graduates))
+            for pk, (snils_hash, g) in zip(ids, new_graduates.items(), strict=True):
                 person = _Person(
                     pk, g.last_name.strip(), g.first_name.strip(), (g.middle_name or "").strip(), g.birth_date
                 )
-                self.graduates[snils_hash] = person
-                graduate_rows.append(
+                graduates[snils_hash] = batch.graduates[snils_hash] = person
+                batch.graduate_rows.append(
                     (*person, institution.pk, g.citizenship or "RUS", snils_encrypt(g.snils), snils_hash, now, now)
                 )
-            insert_rows(Graduate, _GRADUATE_COLUMNS, graduate_rows)
-        ids = _allocate_document_ids(len(rows))
+        ids = batch.document_ids = _allocate_document_ids(len(rows))
         if self.issue:
             key = signing_key_current(institution=institution)
-            indexes = status_list_indexes_new(len(rows))
+            taken = set().union(*(ahead.indexes for ahead in overlay))
+            indexes = status_list_indexes_new(len(rows), exclude=taken)
+            batch.indexes = set(indexes)
             status, experiment_id, key_id, signed_at = DocumentStatus.ISSUED, self.experiment.pk, key.pk, now
         else:
             key, indexes = None, [None] * len(rows)
             status, experiment_id, key_id, signed_at = DocumentStatus.DRAFT, None, None, None
         created_by_id = self.actor.user.pk if self.actor.user is not None else None
+        institution_id, job_id = institution.pk, self.job.pk
+        for row in rows:
+            d = row.document
+            batch.documents[d.kind, d.series, d.number] = (
+                institution_id,
+                row.snils_hash,
+                *(getattr(d, f) for f in _DOCUMENT_COMPARED),
+            )
 
         def document_rows():
-            # A generator: each row goes to the COPY as soon as it is signed, so the
-            # database stores one row while the next is being signed.
             for pk, index, row in zip(ids, indexes, rows, strict=True):
                 d = row.document
-                person = self.graduates[row.snils_hash]
+                person = graduates[row.snils_hash]
                 code = new_verification_code()
                 payload = None
                 signature = ""
@@ -711,7 +787,7 @@ class _BatchImporter:
                     signature = sign_payload(payload, key)
                 yield (
                     pk,
-                    institution.pk,
+                    institution_id,
                     person.id,
                     d.kind,
                     d.series,
@@ -732,24 +808,145 @@ class _BatchImporter:
                     key_id,
                     signed_at,
                     index,
-                    job.pk,
+                    job_id,
                     created_by_id,
                     now,
                     now,
                 )
 
-        insert_rows(Document, _DOCUMENT_COLUMNS, document_rows())
-        if self.issue:
-            # One write for the batch's outbox rows; the delivery tasks go out on
-            # commit, many rows per task.
-            deliveries_enqueue_new(document_ids=ids, institution_id=institution.pk)
-        events_record(
-            actor=self.actor,
-            action="documents.imported" if self.issue else "documents.drafted_by_import",
-            object_type="importjob",
-            items=[(job.pk, {"batch": self.batch_number, "count": len(ids), "ids": [ids[0], ids[-1]]})],
-            institution_id=institution.pk,
-        )
+        # Streamed: each row goes to the COPY as soon as it is signed, so the database
+        # stores one row while the next is being signed. Pipelined: signed here, now.
+        batch.document_rows = document_rows() if stream else list(document_rows())
+
+    def _write(self, batch: _Prepared, job: ImportJob) -> None:
+        """Store a prepared batch and advance the job's counters, in the caller's transaction."""
+        institution = self.institution
+        if batch.graduate_rows:
+            insert_rows(Graduate, _GRADUATE_COLUMNS, batch.graduate_rows)
+        ids = batch.document_ids
+        if ids:
+            insert_rows(Document, _DOCUMENT_COLUMNS, batch.document_rows)
+            if self.issue:
+                # One write for the batch's outbox rows; the delivery tasks go out on
+                # commit, many rows per task.
+                deliveries_enqueue_new(document_ids=ids, institution_id=institution.pk)
+            events_record(
+                actor=self.actor,
+                action="documents.imported" if self.issue else "documents.drafted_by_import",
+                object_type="importjob",
+                items=[(job.pk, {"batch": batch.batch_number, "count": len(ids), "ids": [ids[0], ids[-1]]})],
+                institution_id=institution.pk,
+            )
+        ImportRejection.objects.bulk_create(batch.rejected)
+        job.processed_rows += len(batch.records)
+        job.imported += batch.imported
+        job.rejected += len(batch.rejected)
+        job.unchanged += batch.unchanged
+        job.save(update_fields=["processed_rows", "imported", "rejected", "unchanged"])
+        self.job = job
+
+
+# Prepared batches waiting for the writer thread, besides the one it is storing.
+PIPELINE_DEPTH = 1
+
+
+class _Writer(threading.Thread):
+    """Stores prepared batches in order, each in its own transaction, on the thread's own connection.
+
+    Once a batch fails (or another runner has moved the job on) the rest are
+    dropped unwritten; the failure is kept in `error` for the preparing thread.
+    """
+
+    def __init__(self, importer: _BatchImporter, statistics: PlannerStatistics):
+        super().__init__(name=f"import-writer-{importer.job.pk}", daemon=True)
+        self.importer, self.statistics = importer, statistics
+        self.queue: queue.Queue[_Prepared | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+        self.committed = 0  # the seq of the last batch committed
+        self.error: BaseException | None = None
+        self.moved_on = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.error is not None or self.moved_on
+
+    def run(self) -> None:
+        try:
+            while (batch := self.queue.get()) is not None:
+                if self.stopped:
+                    continue  # drained, so the preparing thread never waits on a full queue
+                try:
+                    if not self.importer.write(batch):
+                        self.moved_on = True
+                        continue
+                    self.committed = batch.seq
+                    self.statistics.rows_added(len(batch.records))
+                except BaseException as exc:  # handed to the preparing thread
+                    self.error = exc
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
+def _pipelined() -> bool:
+    """Whether batches may be stored by a writer thread: on PostgreSQL, outside any transaction.
+
+    Inside a caller's transaction a second connection would not see the job (and
+    the batches could not commit one by one anyway). SQLite allows one writer.
+    """
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _run_pipelined(importer: _BatchImporter, batches: Iterator[list], statistics) -> tuple[bool, list[list]]:
+    """Prepare batches here while a writer thread stores the previous ones.
+
+    Return (go_on, leftover): go_on is False if another runner has moved the job
+    on; leftover, the batches to redo one by one after a write lost a race with a
+    concurrent writer (an IntegrityError: a number, a SNILS or a status index taken
+    meanwhile), in order. Any other failure of the writer is raised here, once the
+    batches before it are committed and the thread has ended.
+    """
+    writer = _Writer(importer, statistics)
+    writer.start()
+    in_flight: list[_Prepared] = []
+    unsent: list[list] = []
+    start, seq = importer.job.processed_rows, 0
+    try:
+        for records in batches:
+            if writer.stopped:
+                unsent.append(records)
+                break
+            committed = writer.committed
+            in_flight = [ahead for ahead in in_flight if ahead.seq > committed]
+            batch = importer.prepare(records, start, overlay=in_flight)
+            seq += 1
+            batch.seq, start = seq, start + len(records)
+            in_flight.append(batch)
+            writer.queue.put(batch)
+    finally:
+        writer.queue.put(None)
+        writer.join()
+        if writer.error is not None and sys.exc_info()[1] is not None:
+            logger.error("Import job %s: storing a batch failed", importer.job.pk, exc_info=writer.error)
+    if isinstance(writer.error, IntegrityError):
+        return True, [ahead.records for ahead in in_flight if ahead.seq > writer.committed] + unsent
+    if writer.error is not None:
+        raise writer.error
+    return not writer.moved_on, []
+
+
+def _import_batches(importer: _BatchImporter, batches: Iterator[list], statistics: PlannerStatistics) -> bool:
+    """Import every batch, pipelined when possible; False if another runner has moved the job on."""
+    if _pipelined():
+        go_on, leftover = _run_pipelined(importer, batches, statistics)
+        if not go_on:
+            return False
+        if not leftover:
+            return True
+        batches = itertools.chain(leftover, batches)
+    for records in batches:
+        if not importer.run(records):
+            return False
+        statistics.rows_added(len(records))
+    return True
 
 
 class _Person(NamedTuple):

@@ -17,16 +17,18 @@ from documents.models import Document
 STATUS_LIST_BITS = 2**24
 
 
-def status_list_indexes_new(count: int) -> list[int]:
+def status_list_indexes_new(count: int, exclude: frozenset[int] | set[int] = frozenset()) -> list[int]:
     """Draw `count` distinct random list indexes not yet taken (one query per round).
 
     For bulk issuance, draw a batch's indexes at once and set them on the
-    documents before signing. The unique constraint on Document.status_list_index
-    stays the last word against a concurrent draw of the same index.
+    documents before signing; `exclude` names indexes drawn for rows not yet
+    committed (the import's batches in flight). The unique constraint on
+    Document.status_list_index stays the last word against a concurrent draw of
+    the same index.
     """
     chosen: set[int] = set()
     while len(chosen) < count:
-        candidates = {secrets.randbelow(STATUS_LIST_BITS) for _ in range(count - len(chosen))} - chosen
+        candidates = {secrets.randbelow(STATUS_LIST_BITS) for _ in range(count - len(chosen))} - chosen - exclude
         taken = set(
             Document.objects.filter(status_list_index__any=list(candidates)).values_list("status_list_index", flat=True)
         )

@@ -172,7 +172,7 @@ def test_interrupted_job_resumes_after_its_committed_batches(alice_actor, school
     calls = []
 
     def crash_on_second_batch(self, rows, job):
-        calls.append(len(rows))
+        calls.append(rows)
         if len(calls) == 2:
             raise RuntimeError("worker killed")
         return real_write(self, rows, job)
