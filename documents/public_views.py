@@ -66,9 +66,19 @@ def verify_rate_limited(request) -> bool:
     return count + previous * (1 - elapsed) > limit
 
 
+# How the limit and the wait read for each period parse_rate knows.
+_PERIOD_TEXTS = {
+    1: (_("%(n)s a second"), _("a second")),
+    60: (_("%(n)s a minute"), _("a minute")),
+    3600: (_("%(n)s an hour"), _("an hour")),
+}
+
+
 def _limited(request):
-    response = render(request, "verify/limited.html", {"rate": settings.VERIFY_RATE_LIMIT}, status=429)
-    _, period = parse_rate(settings.VERIFY_RATE_LIMIT)
+    limit, period = parse_rate(settings.VERIFY_RATE_LIMIT)
+    rate, wait = _PERIOD_TEXTS[period]
+    context = {"rate": rate % {"n": limit}, "wait": wait}
+    response = render(request, "verify/limited.html", context, status=429)
     response["Retry-After"] = str(period)
     return response
 

@@ -299,9 +299,19 @@ def test_enumeration_limit_returns_429_with_message(client):
     response = client.get("/verify/guess-3/")
     assert response.status_code == 429
     assert 'data-status="rate_limited"' in response.content.decode()
-    assert "3/min" in response.content.decode()
+    assert "the limit is 3 a minute). Please wait a minute" in response.content.decode()
     assert response["Retry-After"] == "60"
     assert client.post("/verify/", {"number": "1", "last_name": "X", "birth_date": "2000-01-01"}).status_code == 429
+
+
+@override_settings(VERIFY_RATE_LIMIT="2/hour")
+def test_limit_message_names_the_configured_period(client):
+    for i in range(2):
+        assert client.get(f"/verify/guess-{i}/").status_code == 200
+    response = client.get("/verify/guess-2/", HTTP_ACCEPT_LANGUAGE="ru")
+    assert response.status_code == 429 and response["Retry-After"] == "3600"
+    page = response.content.decode()
+    assert "ограничение — 2 в час" in page and "Подождите час" in page
 
 
 @override_settings(VERIFY_RATE_LIMIT="3/min")
