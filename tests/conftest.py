@@ -67,6 +67,22 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
+def process_cache_cleared():
+    """Empty the in-process cache after each test (the SQLite runs use LocMemCache).
+
+    Rolled-back tests reuse row ids on SQLite, so a figure cached under an id (the
+    dashboard's, say) would otherwise leak into the next test that gets the same id.
+    A shared Redis cache is left alone: parallel test processes use it at once.
+    """
+    yield
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
+@pytest.fixture(autouse=True)
 def english_unless_asked(settings):
     """Run every test in English, the source language, unless the request asks for another.
 

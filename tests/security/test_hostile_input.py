@@ -9,10 +9,12 @@ over-long values are refused with a validation message — never a server error
 """
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
 from documents import services
 from documents.models import Document, Graduate
+from experiment.selectors import dashboard_cache_key
 from registry.csv_safe import FORMULA_PREFIXES as FORMULA_STARTS
 from registry.errors import ValidationFailed
 from tests.factories import make_snils
@@ -549,8 +551,10 @@ def test_hostile_institution_names_are_escaped_wherever_they_are_shown(
         data=certificate_data(number="52345678901234"),
     )
     experiment = document.experiment
-    # The dashboard names institutions with failed deliveries.
+    # The dashboard names institutions with failed deliveries; its cached figures are by
+    # experiment id, which another test (or an earlier run, in Redis) may have used.
     Delivery.objects.filter(document=document).update(state=DeliveryState.FAILED)
+    cache.delete(dashboard_cache_key(experiment.pk))
     pages = [
         (alice_client, reverse("cabinet:home")),
         (alice_client, reverse("cabinet:document", args=[document.pk])),
