@@ -595,28 +595,6 @@ class VerifyView(APIView):
         ],
     )
     def post(self, request):
-        code = _plain_code(request.data)
-        if code is not None:
-            return Response(verify_by_code(code=code).as_dict())
         serializer = VerifyRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(serializer.verify().as_dict())
-
-
-def _plain_code(data) -> str | None:
-    """The code of a `{"code": "<printable ASCII>"}` request, or None for every other request.
-
-    The partner API's hot path: building and running VerifyRequestSerializer costs
-    more than the verdict. For exactly this shape the serializer would accept the
-    code, stripped, and nothing else (a code is URL-safe base64); anything else, an
-    error included, goes through the serializer, so answers are unchanged.
-    """
-    if type(data) is not dict or len(data) != 1:
-        return None
-    code = data.get("code")
-    if type(code) is not str:
-        return None
-    code = code.strip()
-    if not code or len(code) > VerifyRequestSerializer._declared_fields["code"].max_length:
-        return None
-    return code if code.isascii() and code.isprintable() else None
