@@ -6,7 +6,6 @@ codes; the blank form does not count. Answers are never cached by browsers or
 proxies: a document's status can change at any moment.
 """
 
-import re
 import time
 
 from django import forms
@@ -21,17 +20,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 from documents import credentials, verification
 from institutions.keys import jwks
 from institutions.models import Institution
+from registry.env import parse_rate
 from registry.errors import ValidationFailed
-
-_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """Parse "N/period" (period: sec, min, hour) into (N, seconds)."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*([a-z]+)\s*", rate or "")
-    if not match or match.group(2) not in _PERIODS:
-        raise ValueError(f"bad rate {rate!r}: expected N/sec, N/min or N/hour")
-    return int(match.group(1)), _PERIODS[match.group(2)]
 
 
 def client_ip(request) -> str:

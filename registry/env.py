@@ -58,17 +58,33 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 _RATE = re.compile(r"\s*(\d+)\s*/\s*([a-z]+)\s*")
+# Every period a rate may name, in seconds; each limiter narrows it with `periods`.
+RATE_PERIODS = {
+    "s": 1, "sec": 1, "second": 1,
+    "m": 60, "min": 60, "minute": 60,
+    "h": 3600, "hour": 3600,
+    "d": 86400, "day": 86400,
+}  # fmt: skip
 
 
-def env_rate(name: str, default: str, *, periods: frozenset[str]) -> str:
+def parse_rate(rate: str, *, periods=RATE_PERIODS) -> tuple[int, int]:
+    """ "30/min" → (30, 60): N ≥ 1 requests per period; ValueError for anything else."""
+    match = _RATE.fullmatch((rate or "").lower())
+    if not match or int(match.group(1)) < 1 or match.group(2) not in periods:
+        choices = ", ".join(f"N/{p}" for p in sorted(periods))
+        raise ValueError(f"a rate such as 30/min ({choices}), got {rate!r}")
+    return int(match.group(1)), RATE_PERIODS[match.group(2)]
+
+
+def env_rate(name: str, default: str, *, periods=RATE_PERIODS) -> str:
     """A rate "N/period" (e.g. "30/min"), N positive and the period one of `periods`."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
-    match = _RATE.fullmatch(raw.lower())
-    if not match or int(match.group(1)) < 1 or match.group(2) not in periods:
-        choices = ", ".join(f"N/{p}" for p in sorted(periods))
-        raise ImproperlyConfigured(f"{name} must be a rate such as 30/min ({choices}), got {raw!r}")
+    try:
+        parse_rate(raw, periods=periods)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be {exc}") from None
     return raw.strip()
 
 

@@ -12,12 +12,11 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from registry.env import env_bool, env_float, env_int, env_list, env_rate, env_str, env_url
+from registry.env import RATE_PERIODS, env_bool, env_float, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# The periods each rate limiter understands (documents/public_views.py, registry/api/throttling.py).
-_VERIFY_PERIODS = frozenset({"s", "sec", "second", "m", "min", "minute", "h", "hour"})
-_API_PERIODS = _VERIFY_PERIODS | {"d", "day"}
+# The public verification page words its limit per second, minute or hour (no day).
+_VERIFY_PERIODS = frozenset(p for p, seconds in RATE_PERIODS.items() if seconds <= 3600)
 VAR_DIR = Path(env_str("REGISTRY_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
@@ -235,8 +234,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["registry.api.throttling.ApiKeyRateThrottle"],
     # Per partner key, by the key's scope: "N/s", "N/min", "N/hour" or "N/day".
     "DEFAULT_THROTTLE_RATES": {
-        "issue": env_rate("REGISTRY_API_RATE_ISSUE", "6000/min", periods=_API_PERIODS),
-        "verify": env_rate("REGISTRY_API_RATE_VERIFY", "60000/min", periods=_API_PERIODS),
+        "issue": env_rate("REGISTRY_API_RATE_ISSUE", "6000/min"),
+        "verify": env_rate("REGISTRY_API_RATE_VERIFY", "60000/min"),
     },
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

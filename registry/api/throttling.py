@@ -23,15 +23,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from institutions.models import ApiKey
+from registry.env import parse_rate
 
 CACHE_PREFIX = "api-throttle"
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """'600/min' → (600, 60)."""
-    count, _slash, period = rate.partition("/")
-    return int(count), _PERIODS[period.strip()[:1].lower()]
 
 
 def window_hit(cache_key: str, *, timeout: int) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from registry import env
 from registry.env import env_bool, env_float, env_int, env_list, env_rate, env_str, env_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +100,21 @@ def test_the_portal_refuses_to_start_on_a_bad_setting(tmp_path, name, raw):
     result = _check(REGISTRY_VAR_DIR=str(tmp_path), **{name: raw})
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("rate", "parsed"), [("30/min", (30, 60)), (" 2 / Hour ", (2, 3600)), ("5/s", (5, 1)), ("1/day", (1, 86400))]
+)
+def test_one_rate_parser_serves_every_limiter(rate, parsed):
+    assert env.parse_rate(rate) == parsed
+
+
+@pytest.mark.parametrize("rate", ["", "0/min", "30", "30/fortnight", "x/min", "30/min/2"])
+def test_malformed_rates_are_refused(rate):
+    with pytest.raises(ValueError, match="30/min"):
+        env.parse_rate(rate)
+
+
+def test_a_limiter_narrows_the_periods():
+    with pytest.raises(ValueError, match="N/hour"):
+        env.parse_rate("1/day", periods={"hour": 3600})
