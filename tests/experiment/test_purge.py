@@ -115,7 +115,14 @@ def test_dry_run_changes_nothing_and_prints_what_a_real_run_deletes(world):
     assert dry.splitlines()[1:] == real.splitlines()[1:]
 
 
-def test_purge_deletes_exactly_the_experimental_records_and_keeps_the_rest(world, exp2024):
+@pytest.fixture(params=[True, False], ids=["set-based-checks", "row-triggers"])
+def key_checks(request, settings):
+    """Both ways the purge's foreign keys are checked (the same on SQLite, which has only one)."""
+    settings.REGISTRY_PURGE_SET_BASED_CHECKS = request.param
+    return request.param
+
+
+def test_purge_deletes_exactly_the_experimental_records_and_keeps_the_rest(world, exp2024, key_checks):
     kept = [world[k].pk for k in ("regular_of_shared", "regular", "other_exp", "draft_doc", "regular_duplicate")]
     purged = [world[k].pk for k in ("exp_published", "exp_unpublished", "exp_college", "exp_of_shared", "exp_original")]
     purged_graduates = [world[k].graduate_id for k in ("exp_published", "exp_unpublished", "exp_college")]
@@ -241,6 +248,42 @@ def test_purge_report_holds_no_personal_data(world):
     )
     for graduate_name in ("Иванов", "Петрова", "Сидоров", "Кузнецова"):
         assert graduate_name not in text
+
+
+@pytest.mark.postgres
+def test_a_privileged_role_checks_foreign_keys_per_batch_and_others_per_row(settings):
+    """The suite's role is a superuser: the fast path is on, and it knows every key into the purged tables."""
+    references = purge._References.load()
+    assert references is not None
+    assert ("documents_delivery", "document_id") in references.documents
+    assert ("documents_document", "replaces_id") in references.documents
+    assert ("institutions_apiidempotencykey", "document_id") in references.documents
+    assert references.graduates == [("documents_document", "graduate_id")]
+    settings.REGISTRY_PURGE_SET_BASED_CHECKS = False
+    assert purge._References.load() is None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # batches commit: deferred keys are checked
+def test_a_reference_the_purge_leaves_behind_rolls_its_batch_back(world, exp2024, key_checks, monkeypatch):
+    """Whichever way keys are checked, a batch that would leave a dangling reference commits nothing.
+
+    Here a broken graduate step deletes every graduate of the batch, also the one whose
+    regular document still points at them.
+    """
+    from django.db import IntegrityError
+
+    def delete_all(cursor, graduate_ids, relations):
+        return purge._delete_ids(cursor, purge._table(Graduate), graduate_ids)
+
+    monkeypatch.setattr(purge, "_graduates_delete", delete_all)
+    before = Document.objects.filter(experiment=exp2024).count()
+
+    with pytest.raises(IntegrityError):
+        purge.experiment_purge(year=2024, actor=Actor.system("test"))
+
+    assert Document.objects.filter(experiment=exp2024).count() == before
+    assert Graduate.objects.filter(pk=world["shared"].pk).exists()
+    assert PurgeReport.objects.get().documents_deleted == 0
 
 
 def test_purge_takes_the_partner_idempotency_keys_of_its_documents(world):
