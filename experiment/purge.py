@@ -442,7 +442,7 @@ class _References:
         if any(columns != 1 for *_, columns in keys):
             return None
         pointing = {Document._meta.db_table: [], Graduate._meta.db_table: []}
-        for referenced, table, column, _ in keys:
+        for referenced, table, column, _columns in keys:
             pointing[referenced].append((table, column))
         return cls(pointing[Document._meta.db_table], pointing[Graduate._meta.db_table])
 
