@@ -595,6 +595,7 @@ class LongestTransaction:
     def __init__(self, interval: float = 0.02):
         self.interval = interval
         self.longest = 0.0
+        self.longest_query = ""  # the statement running when the longest was last seen
         self._seen: dict[tuple[int, object], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -604,14 +605,15 @@ class LongestTransaction:
         try:
             while not self._stop.is_set():
                 rows = conn.execute(
-                    "SELECT pid, xact_start, EXTRACT(EPOCH FROM clock_timestamp() - xact_start) "
+                    "SELECT pid, xact_start, EXTRACT(EPOCH FROM clock_timestamp() - xact_start), left(query, 120) "
                     "FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
                     "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
                 ).fetchall()
-                for pid, started, age in rows:
+                for pid, started, age, query in rows:
                     key = (pid, started)
                     self._seen[key] = max(self._seen.get(key, 0.0), float(age))
-                    self.longest = max(self.longest, float(age))
+                    if float(age) >= self.longest:
+                        self.longest, self.longest_query = float(age), query
                 self._stop.wait(self.interval)
         finally:
             conn.close()
