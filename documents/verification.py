@@ -16,6 +16,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connections, models, router
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -237,6 +238,37 @@ _BY_CODE_SQL = (
 )
 
 
+def _by_code_cursor(db: str):
+    """A cursor for _BY_CODE_SQL: on PostgreSQL, one that has the statement planned once per connection.
+
+    Planning the statement costs PostgreSQL about three times its execution (the
+    planner weighs each of the documents table's indexes): 0.23 ms a query as sent
+    by Django's cursors, 0.06 ms prepared (pgbench, 1M documents). Django turns
+    psycopg's prepared statements off and binds parameters client-side, which can
+    never prepare; this cursor binds server-side and psycopg prepares the statement
+    on its first execution on each connection (protocol-level, which PgBouncer 1.21+
+    keeps in transaction mode). Django's CursorWrapper keeps query logging and error
+    translation. REGISTRY_PREPARED_VERIFY=0 turns it off (an older pooler).
+    """
+    connection = connections[db]
+    # A logged query (DEBUG, a test capturing queries) goes the plain way, whose log
+    # shows the statement: a prepared one is logged without its text.
+    if (
+        connection.vendor != "postgresql"
+        or connection.queries_logged
+        or not getattr(settings, "REGISTRY_PREPARED_VERIFY", True)
+    ):
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Only server-side binding cursors ever prepare, and Django's are client-side.
+        raw.prepare_threshold = 0
+    return connection.make_cursor(psycopg.Cursor(raw))
+
+
 @functools.lru_cache(maxsize=32)
 def _converters(connection, model: type[models.Model], names: tuple[str, ...]) -> tuple:
     """Per column of `names`: (attname, the converters the ORM would apply), for one connection."""
@@ -270,7 +302,7 @@ def verify_by_code(*, code: str) -> Verification:
     # A plain cursor: a RawQuerySet would resolve the model's columns on every call,
     # which costs more than the indexed read.
     db = router.db_for_read(Document)
-    with connections[db].cursor() as cursor:
+    with _by_code_cursor(db) as cursor:
         cursor.execute(_BY_CODE_SQL, [code, *_SHOWN])
         row = cursor.fetchone()
     if row is None:

@@ -17,9 +17,9 @@ router.register("documents", DocumentViewSet, basename="api-document")
 router.register("institutions", InstitutionViewSet, basename="api-institution")
 
 urlpatterns = [
+    path("verify/", VerifyView.as_view(), name="api-verify"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("verify/", VerifyView.as_view(), name="api-verify"),
     *router.urls,
     # Anything else under /api/v1/ answers in the API's error shape, not an HTML page.
     re_path(r"^.*$", not_found_view),

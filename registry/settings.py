@@ -197,6 +197,9 @@ REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rs
 # Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
 # for a person, too few to enumerate numbers or codes.
 VERIFY_RATE_LIMIT = env_rate("VERIFY_RATE_LIMIT", "30/min", periods=_VERIFY_PERIODS)
+# The verify-by-code statement as a prepared statement of each connection (documents/verification.py);
+# off behind a pooler that cannot keep them (PgBouncer older than 1.21 in transaction mode).
+REGISTRY_PREPARED_VERIFY = env_bool("REGISTRY_PREPARED_VERIFY", True)
 
 # --- Gosuslugi ------------------------------------------------------------------
 GOSUSLUGI_EMULATOR = env_bool("GOSUSLUGI_EMULATOR", True)

@@ -130,3 +130,24 @@ def test_a_code_with_spaces_around_or_not_a_string_is_read_as_the_serializer_rea
     assert verdict(verifier, {"code": f"  {document.verification_code}\t"})["status"] == "valid"
     assert verdict(verifier, {"code": 12}) == {"status": "not_found"}
     assert verdict(verifier, {"code": "прочее"}) == {"status": "not_found"}
+
+
+@pytest.mark.postgres
+def test_verify_by_code_is_planned_once_per_connection(verifier, alice_actor, settings):
+    """The hot statement is a prepared statement of the connection; with the setting off, it is not."""
+    document = issue(alice_actor, 1)
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            sql = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s"
+            cursor.execute(sql, ["%verification_code = $1%"])
+            return cursor.fetchone()[0]
+
+    settings.REGISTRY_PREPARED_VERIFY = False
+    assert verdict(verifier, {"code": document.verification_code})["status"] == "valid"
+    assert prepared() == 0
+    settings.REGISTRY_PREPARED_VERIFY = True
+    for _ in range(3):
+        assert verdict(verifier, {"code": document.verification_code})["status"] == "valid"
+    assert verdict(verifier, {"code": "no-such-code"})["status"] == "not_found"
+    assert prepared() == 1
