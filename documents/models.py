@@ -23,11 +23,14 @@ class Graduate(models.Model):
     SNILS without decrypting anything.
     """
 
+    # No single-column index: graduate_unique_snils_per_institution and the name
+    # index lead with it and serve every lookup and the foreign-key checks.
     institution = models.ForeignKey(
         "institutions.Institution",
         on_delete=models.PROTECT,
         related_name="graduates",
         verbose_name=_("institution"),
+        db_index=False,
     )
     last_name = models.CharField(_("last name"), max_length=100)
     first_name = models.CharField(_("first name"), max_length=100)
@@ -98,11 +101,15 @@ class ReplacementReason(models.TextChoices):
 
 
 class Document(models.Model):
+    # No single-column index on institution or experiment: document_inst_id and
+    # document_experiment_id lead with them; each index is one more write for every
+    # document issued (a bulk import writes a hundred thousand).
     institution = models.ForeignKey(
         "institutions.Institution",
         on_delete=models.PROTECT,
         related_name="documents",
         verbose_name=_("institution"),
+        db_index=False,
     )
     graduate = models.ForeignKey(
         Graduate, on_delete=models.PROTECT, related_name="documents", verbose_name=_("graduate")
@@ -145,6 +152,7 @@ class Document(models.Model):
         related_name="documents",
         verbose_name=_("experiment"),
         help_text=_("Empty for a non-experimental document."),
+        db_index=False,
     )
 
     verification_code = models.CharField(
