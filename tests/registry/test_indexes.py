@@ -1,4 +1,4 @@
-"""Every foreign key of the big tables is served by an index leading with its column, and no index repeats another's lead."""
+"""The big tables: every foreign key leads an index, and no one-column index repeats a composite one."""
 
 import pytest
 from django.db import connection
