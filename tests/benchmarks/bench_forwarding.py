@@ -4,7 +4,8 @@ Project side: pending publish rows, the project's own dispatch (the tasks its ou
 sends on commit), a real Celery worker (prefork, CONCURRENCY processes) delivering
 to the emulator running as its own server; timed from the dispatch until every row
 is done. Limit side: the same request bodies POSTed straight to the emulator from
-CONCURRENCY keep-alive connections, with fresh idempotency keys.
+CONCURRENCY keep-alive connections, with fresh idempotency keys; the best of
+LIMIT_RUNS runs (see run()).
 """
 
 import json
@@ -34,6 +35,7 @@ METRIC = "forwarding"
 TARGET = "ratio ≥ 0.50"
 CONCURRENCY = int(os.environ.get("BENCH_FORWARD_CONCURRENCY", "4"))
 TOKEN = "bench-emulator-token"
+LIMIT_RUNS = 3
 
 
 def _emulator_redis_url() -> str:
@@ -178,16 +180,25 @@ def run(ctx: dict) -> list[Row]:
             worker.stop()
         done = states.get("done", 0)
 
-        requests = [
-            http_request(
-                "POST",
-                "/documents",
-                body=body.encode(),
-                headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
-            )
-            for body in bodies
-        ]
-        result = load(port, lambda i: requests[i], connections=CONCURRENCY, count=len(requests))
+        # The limit is the best of LIMIT_RUNS: its keep-alive connections land on the
+        # emulator's 2 processes as the kernel hands them out, and with all four on
+        # one process a run reads half (602 and 1,196 POST/s in two runs an hour
+        # apart, vmstat showing one core idle in the first). The best run is what
+        # the emulator can take; a worse one would flatter the project side.
+        runs = []
+        for _ in range(LIMIT_RUNS):
+            requests = [
+                http_request(
+                    "POST",
+                    "/documents",
+                    body=body.encode(),
+                    headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+                )
+                for body in bodies
+            ]
+            runs.append(load(port, lambda i, r=requests: r[i], connections=CONCURRENCY, count=len(requests)))
+        log(f"  limit runs: {', '.join(f'{run.rps:,.0f}' for run in runs)} POST/s")
+        result = max(runs, key=lambda run: run.rps)
     finally:
         emulator.stop()
         _flush_emulator()
@@ -195,7 +206,7 @@ def run(ctx: dict) -> list[Row]:
     datagen.wipe(inst)
 
     limit_rate = result.rps
-    limit = fmt_rate(limit_rate, f"POST/s ({CONCURRENCY} connections)")
+    limit = fmt_rate(limit_rate, f"POST/s ({CONCURRENCY} connections, best of {LIMIT_RUNS})")
     ok_statuses = result.statuses.get(201, 0) + result.statuses.get(200, 0)
     if ok_statuses < len(requests):
         log(f"  limit statuses {dict(result.statuses)} errors {result.errors}")

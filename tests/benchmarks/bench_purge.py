@@ -168,8 +168,7 @@ def run(ctx: dict) -> list[Row]:
             child.peak_rss_mb <= 300 and (growth or 99) <= 1.25,
         )
     )
-    if watch.longest > 1.0:
-        row.notes.append(f"longest transaction ({watch.longest:.2f} s) was running: {watch.longest_query}")
+    row.notes.append(f"longest transaction ({watch.longest:.2f} s) was running: {watch.longest_query}")
     rows.append(
         Row(
             f"{METRIC}: longest transaction",
