@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -264,7 +265,8 @@ def render_table(rows: list[Row]) -> str:
     body = []
     for row in rows:
         ok = "n/a" if row.ok is None else ("yes" if row.ok else "NO")
-        r = "—" if row.ratio is None else f"{row.ratio:.2f}"
+        # Cut, not rounded: a ratio of 0.496 against a target of 0.50 must not read 0.50.
+        r = "—" if row.ratio is None else f"{math.floor(row.ratio * 100) / 100:.2f}"
         body.append([row.metric, row.project, row.limit, r, row.target, ok])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
