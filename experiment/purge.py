@@ -45,7 +45,7 @@ from documents.models import Delivery, DeliveryAction, DeliveryState, Document, 
 from experiment.models import Experiment, PurgeReport
 from institutions.models import Institution
 from registry.actors import Actor
-from registry.errors import NotAllowed, NotFound
+from registry.errors import Conflict, NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -660,14 +660,26 @@ def experiment_purge(
     size, after, batch = min(FIRST_BATCH_SIZE, cap), 0, 0
     while True:
         started = time.monotonic()
-        done = _purge_batch(
-            experiment=experiment,
-            report_id=report.pk,
-            after=after,
-            batch_size=size,
-            relations=relations,
-            references=references,
-        )
+        try:
+            done = _purge_batch(
+                experiment=experiment,
+                report_id=report.pk,
+                after=after,
+                batch_size=size,
+                relations=relations,
+                references=references,
+            )
+        except IntegrityError as exc:
+            # Rolled back whole: a foreign key (checked by a trigger or by _References)
+            # refused it. The batches before it stay done; a new run resumes.
+            raise Conflict(
+                _(
+                    "A record still points at a document or graduate of this batch, so nothing of the batch "
+                    "was deleted; the batches before it stay purged. Run the purge again. (%(detail)s)"
+                )
+                % {"detail": str(exc).splitlines()[0][:300]},
+                code="purge_reference_left",
+            ) from exc
         if done is None:
             break
         report, after, batch = done.report, done.last_id, batch + 1
