@@ -506,9 +506,6 @@ def _purge_batch(
             # them (resumable). Saves a disk flush per batch. No JIT: compiling
             # these small indexed statements costs more than it saves.
             cursor.execute("SELECT set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)")
-            if references is not None:
-                # See _References: this transaction's foreign keys are checked set-based below.
-                cursor.execute("SELECT set_config('session_replication_role', 'replica', true)")
         # Serialises concurrent runs of the same purge: the second waits, then sees
         # the first one's batch gone.
         report = PurgeReport.objects.select_for_update().get(pk=report_id)
@@ -526,6 +523,9 @@ def _purge_batch(
         rows = cursor.fetchall()
         if not rows:
             return None
+        if references is not None:
+            # See _References: this batch's foreign keys are checked set-based below.
+            cursor.execute("SELECT set_config('session_replication_role', 'replica', true)")
         document_ids = [row[0] for row in rows]
         graduate_ids = sorted({row[1] for row in rows})
         by_institution = Counter(row[2] for row in rows)
@@ -547,6 +547,10 @@ def _purge_batch(
             handled = {(Delivery._meta.db_table, _col(Delivery, "document"))}
             handled |= {(rel.related_model._meta.db_table, _q(rel.field.column)) for rel in document_relations}
             references.check(cursor, document_ids, graduate_ids, handled=handled)
+            # Back to normal before the batch ends: called inside an outer transaction
+            # (a test), the setting would otherwise last until that one ends. (On an
+            # error the batch's rollback undoes it.)
+            cursor.execute("SELECT set_config('session_replication_role', 'origin', true)")
 
         report.documents_deleted += documents
         report.graduates_deleted += graduates

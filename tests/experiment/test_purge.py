@@ -267,6 +267,21 @@ def test_a_privileged_role_checks_foreign_keys_per_batch_and_others_per_row(sett
     assert purge._References.load() is None
 
 
+@pytest.mark.postgres
+def test_foreign_key_triggers_are_back_on_after_a_purge_inside_a_transaction(world, exp2024):
+    """The batches switch the triggers off for themselves only, also inside a caller's transaction."""
+    from django.db import IntegrityError, connection, transaction
+
+    purge.experiment_purge(year=2024, actor=Actor.system("test"))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "origin"
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE documents_document SET graduate_id = -1 WHERE id = %s", [world["regular"].pk])
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 @pytest.mark.django_db(transaction=True)  # each batch really commits, so deferred keys are checked
 def test_a_reference_the_purge_leaves_behind_rolls_its_batch_back(world, exp2024, key_checks, monkeypatch):
     """Whichever way keys are checked, a batch that would leave a dangling reference commits nothing.
