@@ -410,14 +410,17 @@ class _References:
     """
 
     def __init__(self, documents: list[tuple[str, str]], graduates: list[tuple[str, str]]):
+        # (table, column) pairs still to check after a batch's statements, per referenced table.
         self.documents, self.graduates = documents, graduates
 
     @classmethod
-    def load(cls) -> "_References | None":
+    def load(cls, relations: tuple) -> "_References | None":
+        """Read the keys once per run; `relations` as experiment_purge computes them."""
         if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_PURGE_SET_BASED_CHECKS", True):
             return None
+        document_relations, graduate_relations = relations
         tables = [Document._meta.db_table, Graduate._meta.db_table, Delivery._meta.db_table]
-        tables += [rel.related_model._meta.db_table for rel in _document_relations() + _graduate_relations()]
+        tables += [rel.related_model._meta.db_table for rel in document_relations + graduate_relations]
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT CASE WHEN current_setting('server_version_num')::int >= 150000 "
@@ -443,27 +446,28 @@ class _References:
         # regclass's text is the table's name as SQL needs it (quoted where it must be).
         if any(columns != 1 for *_, columns in keys):
             return None
+        # Cleared by the batch after it deleted the documents, so they cannot point at
+        # them any more (see _purge_batch): not checked again. A graduate is deleted
+        # before nothing clears what points at it, so those keys are always checked.
+        handled = {(Delivery._meta.db_table, Delivery._meta.get_field("document").column)}
+        handled |= {(rel.related_model._meta.db_table, rel.field.column) for rel in document_relations}
         pointing = {Document._meta.db_table: [], Graduate._meta.db_table: []}
         for referenced, table, column, _columns in keys:
-            pointing[referenced].append((table, column))
+            if referenced == Graduate._meta.db_table or (table, column) not in handled:
+                pointing[referenced].append((table, column))
         return cls(pointing[Document._meta.db_table], pointing[Graduate._meta.db_table])
 
-    def check(self, cursor, document_ids: list[int], graduate_ids: list[int], *, handled: set) -> None:
+    def check(self, cursor, document_ids: list[int], graduate_ids: list[int]) -> None:
         """Raise IntegrityError (rolling the batch back) if a row still points at a deleted one.
 
-        `handled`: (table, quoted column) pairs the batch cleared after deleting the
-        documents, which therefore cannot point at them (see _purge_batch). A graduate
-        is deleted after the check for documents pointing at it, so that one is made
-        here. `graduate_ids` are the batch's graduates, deleted or kept: a kept one
-        still exists, so only references to the deleted ones are found.
+        `graduate_ids` are the batch's graduates, deleted or kept: a kept one still
+        exists, so only references to the deleted ones are found.
         """
         for pointing, ids, referenced in (
             (self.documents, document_ids, Document._meta.db_table),
             (self.graduates, graduate_ids, Graduate._meta.db_table),
         ):
             for table, column in pointing:
-                if (table, _q(column)) in handled:
-                    continue
                 cursor.execute(
                     f"SELECT {_q(column)} FROM {table} r WHERE {_q(column)} = ANY(%s) "
                     f"AND NOT EXISTS (SELECT 1 FROM {_q(referenced)} x WHERE x.{_q('id')} = r.{_q(column)}) LIMIT 1",
@@ -544,9 +548,7 @@ def _purge_batch(
         _clear_relations(cursor, document_relations, document_ids)
         graduates = _graduates_delete(cursor, graduate_ids, graduate_relations)
         if references is not None:
-            handled = {(Delivery._meta.db_table, _col(Delivery, "document"))}
-            handled |= {(rel.related_model._meta.db_table, _q(rel.field.column)) for rel in document_relations}
-            references.check(cursor, document_ids, graduate_ids, handled=handled)
+            references.check(cursor, document_ids, graduate_ids)
             # Back to normal before the batch ends: called inside an outer transaction
             # (a test), the setting would otherwise last until that one ends. (On an
             # error the batch's rollback undoes it.)
@@ -651,7 +653,6 @@ def experiment_purge(
             code="experiment_not_ended",
         )
     relations = (_document_relations(), _graduate_relations())
-    references = _References.load()
     if dry_run:
         return PurgeOutcome(experiment=experiment, counts=purge_plan(experiment=experiment), dry_run=True)
 
@@ -660,6 +661,7 @@ def experiment_purge(
         last = PurgeReport.objects.filter(experiment_year=year, finished_at__isnull=False).order_by("-started_at")
         return PurgeOutcome(experiment=experiment, counts=PurgeCounts(), report=last.first(), nothing_to_do=True)
 
+    references = _References.load(relations)
     cap = batch_size or getattr(settings, "REGISTRY_PURGE_BATCH_SIZE", DEFAULT_BATCH_SIZE)
     size, after, batch = min(FIRST_BATCH_SIZE, cap), 0, 0
     while True:
