@@ -151,3 +151,10 @@ def test_verify_by_code_is_planned_once_per_connection(verifier, alice_actor, se
         assert verdict(verifier, {"code": document.verification_code})["status"] == "valid"
     assert verdict(verifier, {"code": "no-such-code"})["status"] == "not_found"
     assert prepared() == 1
+
+
+def test_a_code_decides_whatever_else_the_request_carries(verifier, alice_actor):
+    """The one rule (documents.api._asks_by_code): with a code, the other fields are not read."""
+    document = issue(alice_actor, 1)
+    body = {"code": document.verification_code, "number": "other", "birth_date": "not a date"}
+    assert verdict(verifier, body)["status"] == "valid"
