@@ -202,17 +202,6 @@ def _forget_client() -> None:
 os.register_at_fork(after_in_child=_forget_client)
 
 
-def client_warm() -> None:
-    """Build this process's client now (a Celery worker process, as it starts), not in its first delivery.
-
-    Never raises: a misconfigured portal is reported by the delivery that needs it.
-    """
-    try:
-        client()
-    except Exception as exc:
-        logger.warning("Could not prepare the Gosuslugi client: %r", exc)
-
-
 def client() -> _NetworkClient | _InProcessClient:
     """Return this process's shared client, rebuilt only when the settings change."""
     global _client, _client_key

@@ -1,15 +1,8 @@
 """Celery tasks: thin wrappers that take ids and call the services."""
 
 from celery import shared_task
-from celery.signals import worker_process_init
 
-from documents import delivery, gosuslugi
-
-
-@worker_process_init.connect
-def _warm_gosuslugi_client(**kwargs) -> None:
-    """Each worker process opens its portal client as it starts (see `gosuslugi.client_warm`)."""
-    gosuslugi.client_warm()
+from documents import delivery
 
 
 @shared_task(ignore_result=True)
