@@ -16,6 +16,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 
+import psycopg
 from django.conf import settings
 from django.db import connections, models, router
 from django.urls import reverse
@@ -259,8 +260,6 @@ def _by_code_cursor(db: str):
         or not getattr(settings, "REGISTRY_PREPARED_VERIFY", True)
     ):
         return connection.cursor()
-    import psycopg
-
     connection.ensure_connection()
     raw = connection.connection
     if raw.prepare_threshold is None:
