@@ -23,6 +23,7 @@ Life of a row (`Delivery`):
 import datetime as dt
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -203,6 +204,8 @@ class _Outcome:
     # -1 gives back the attempt the claim counted (the row only waited, nothing was sent).
     attempts_delta: int = 0
     nudge: float | None = None
+    # A bulk withdraw's placements still to remove (None: the row's list stays as it is).
+    portal_ids: list[str] | None = None
 
 
 def backoff_seconds(*, attempts: int, retry_after: float | None = None) -> float:
@@ -218,7 +221,7 @@ def backoff_seconds(*, attempts: int, retry_after: float | None = None) -> float
 _CLAIM_COLUMNS = tuple(
     f.attname
     for f in Delivery._meta.concrete_fields
-    if f.attname in {"id", "action", "attempts", "portal_id", "document_id", "idempotency_key"}
+    if f.attname in {"id", "action", "attempts", "portal_id", "portal_ids", "document_id", "idempotency_key"}
 )
 
 
@@ -248,13 +251,16 @@ def _claim_rows(ids: list[int], *, now: dt.datetime, until: dt.datetime) -> list
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
-    key_field = Delivery._meta.get_field("idempotency_key")
-    key_at = _CLAIM_COLUMNS.index("idempotency_key")
+    key_field, ids_field = Delivery._meta.get_field("idempotency_key"), Delivery._meta.get_field("portal_ids")
+    key_at, ids_at = _CLAIM_COLUMNS.index("idempotency_key"), _CLAIM_COLUMNS.index("portal_ids")
     rows = []
     for values in fetched:
         values = list(values)
-        # SQLite hands the UUID back as text; the field's converter makes it a UUID again.
+        # SQLite hands the UUID back as text, a raw cursor JSON as text: the fields'
+        # converters make them a UUID and a list again.
         values[key_at] = key_field.to_python(values[key_at])
+        if isinstance(values[ids_at], str):
+            values[ids_at] = ids_field.from_db_value(values[ids_at], None, connection)
         rows.append(Delivery.from_db(connection.alias, list(_CLAIM_COLUMNS), values))
     rows.sort(key=lambda row: row.pk)
     return rows
@@ -380,6 +386,65 @@ def _withdraw(row: Delivery, *, now: dt.datetime) -> _Outcome:
     return _Outcome(DONE, portal_id=portal_id)
 
 
+# A bulk withdraw gives up for this attempt after so many retryable failures in a
+# row (the portal is down or overloaded: the rest would only wait for timeouts).
+_BULK_FAILURES_IN_A_ROW = 3
+
+
+def _withdraw_many(row: Delivery, *, now: dt.datetime, deadline: float) -> _Outcome:
+    """Remove a bulk withdraw's placements (`row.portal_ids`) one call each; keep what is left in the row.
+
+    A placement the portal could not remove now (a timeout, 5xx) stays in the list
+    for the next attempt while the others go on; a 429, a few such failures in a
+    row, or the claim's time budget (`deadline`, time.monotonic()) ends the attempt
+    early. A final error (4xx other than 404) fails the row with every placement
+    not yet removed, for an operator to look at and retry. Removing is idempotent
+    at the portal, so a worker killed half-way only makes the next one repeat calls.
+    """
+    todo, left = list(row.portal_ids), []
+    error: gosuslugi.GosuslugiError | None = None
+    in_a_row = 0
+    while todo:
+        if time.monotonic() >= deadline:
+            break
+        portal_id = todo.pop(0)
+        try:
+            gosuslugi.withdraw(portal_id=portal_id)
+            in_a_row = 0
+        except gosuslugi.FinalError as exc:
+            failed = [*left, portal_id, *todo]
+            message = _("%(id)s: %(error)s (%(count)s placements not withdrawn)") % {
+                "id": portal_id,
+                "error": exc,
+                "count": len(failed),
+            }
+            return _Outcome(FAILED, error=str(message), portal_ids=failed)
+        except gosuslugi.RetryableError as exc:
+            left.append(portal_id)
+            error, in_a_row = exc, in_a_row + 1
+            if exc.retry_after is not None or in_a_row >= _BULK_FAILURES_IN_A_ROW:
+                break
+    left += todo
+    if not left:
+        return _Outcome(DONE)
+    if error is None:
+        # Out of time, nothing failed: due again at once, and the attempt is given back.
+        return _Outcome(
+            PENDING,
+            error=str(_("%(count)s placements still to withdraw.") % {"count": len(left)}),
+            next_attempt_at=now,
+            attempts_delta=-1,
+            nudge=0,
+            portal_ids=left,
+        )
+    outcome = _retry_or_fail(row, error, now=timezone.now())
+    outcome.portal_ids = left
+    outcome.error = str(
+        _("%(count)s placements still to withdraw; last error: %(error)s") % {"count": len(left), "error": error}
+    )
+    return outcome
+
+
 def deliveries_process(*, delivery_ids: list[int]) -> dict[int, str]:
     """Deliver the due rows among `delivery_ids`; return {id: new state} for the rows it held.
 
@@ -393,6 +458,10 @@ def deliveries_process(*, delivery_ids: list[int]) -> dict[int, str]:
     now = timezone.now()
     lease = settings.GOSUSLUGI_LEASE + len(ids) * settings.GOSUSLUGI_TIMEOUT
     until = now + dt.timedelta(seconds=lease)
+    # A bulk withdraw makes many calls under one row's share of the lease: it stops
+    # when half the base lease is spent (one call may still be running, bounded by the
+    # timeout) and leaves the rest for a fresh claim.
+    deadline = time.monotonic() + settings.GOSUSLUGI_LEASE / 2
     rows = _claim_rows(ids, now=now, until=until)
     if not rows:
         return {}
@@ -405,6 +474,8 @@ def deliveries_process(*, delivery_ids: list[int]) -> dict[int, str]:
                 outcomes[row.pk] = _publish(
                     row, documents.get(row.document_id), now=timezone.now(), transfer_cache=transfer_cache
                 )
+            elif row.portal_ids:
+                outcomes[row.pk] = _withdraw_many(row, now=timezone.now(), deadline=deadline)
             else:
                 outcomes[row.pk] = _withdraw(row, now=timezone.now())
         except gosuslugi.GosuslugiError as exc:
@@ -442,6 +513,8 @@ def _finish(outcomes: dict[int, _Outcome], *, until: dt.datetime) -> None:
             changes["next_attempt_at"] = outcome.next_attempt_at
         if outcome.attempts_delta:
             changes["attempts"] = F("attempts") + outcome.attempts_delta
+        if outcome.portal_ids is not None:
+            changes["portal_ids"] = outcome.portal_ids
         updated = mine.filter(pk=pk).update(**changes)
         if updated and outcome.state == FAILED:
             logger.warning("Delivery %s failed: %s", pk, outcome.error[:300])

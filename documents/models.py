@@ -258,7 +258,9 @@ class Delivery(models.Model):
     Written in the same transaction as the change it announces. Workers claim a row
     with a conditional UPDATE (see documents.delivery), so no row is delivered twice
     at once; `idempotency_key` makes a repeated publish harmless at the portal.
-    A withdraw keeps only `portal_id` so it can outlive the purged document.
+    A withdraw keeps only `portal_id` so it can outlive the purged document. The
+    purge queues its withdrawals in bulk: one row per few hundred placements of an
+    institution, listed in `portal_ids` (no document, no personal data).
     """
 
     # No single-column FK indexes: delivery_document_id and delivery_inst_state lead
@@ -290,6 +292,10 @@ class Delivery(models.Model):
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     portal_id = models.CharField(_("portal id"), max_length=100, blank=True)
+    # A bulk withdraw (the purge's): the placements it still has to remove; a worker
+    # shortens the list as it goes, so a retry repeats nothing already withdrawn.
+    # Empty (NULL) on every other row.
+    portal_ids = models.JSONField(_("portal ids to withdraw"), null=True, blank=True, default=None)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
@@ -309,6 +315,9 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.portal_ids:
+            target = _("%(count)s placements") % {"count": len(self.portal_ids)}
+            return f"{self.get_action_display()} {target}: {self.get_state_display()}"
         return f"{self.get_action_display()} #{self.document_id or self.portal_id}: {self.get_state_display()}"
 
 

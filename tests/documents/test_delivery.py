@@ -225,6 +225,98 @@ def test_a_withdraw_waits_for_a_publication_that_may_have_reached_the_portal(ali
     assert account(document) == []
 
 
+def placed_documents(alice_actor, n: int) -> list[Document]:
+    documents = [issue_document(alice_actor) for _ in range(n)]
+    for document in documents:
+        assert delivery.delivery_process(delivery_id=publish_row(document).pk) == DeliveryState.DONE
+    return documents
+
+
+def bulk_withdraw(documents) -> Delivery:
+    """A bulk withdraw row as the purge writes it: portal ids and the institution only."""
+    return Delivery.objects.create(
+        institution_id=documents[0].institution_id,
+        action="withdraw",
+        portal_ids=[publish_row(d).portal_id for d in documents],
+    )
+
+
+def test_a_bulk_withdraw_removes_every_placement_through_faults(alice_actor, embedded):
+    documents = placed_documents(alice_actor, 8)
+    row = bulk_withdraw(documents)
+    gosuslugi.faults_set(error_rate=0.3)
+    left = list(row.portal_ids)
+    for _ in range(40):
+        if delivery.delivery_process(delivery_id=row.pk) == DeliveryState.DONE:
+            break
+        row.refresh_from_db()
+        # Only what failed stays, and nothing withdrawn is tried again.
+        assert set(row.portal_ids) <= set(left) and row.last_error
+        left = row.portal_ids
+        make_due(row)
+    else:
+        pytest.fail("the bulk withdraw never finished")
+    gosuslugi.faults_set()
+    assert all(account(d) == [] for d in documents)
+    assert embedded.stats()["removed"] == 8
+
+
+def test_a_failing_portal_ends_a_bulk_attempt_early_and_keeps_every_placement(alice_actor, embedded):
+    documents = placed_documents(alice_actor, 5)
+    row = bulk_withdraw(documents)
+    gosuslugi.faults_set(error_rate=1)
+
+    assert delivery.delivery_process(delivery_id=row.pk) == DeliveryState.PENDING
+
+    row.refresh_from_db()
+    assert row.portal_ids == [publish_row(d).portal_id for d in documents]
+    assert row.attempts == 1 and "5" in row.last_error and "503" in row.last_error
+    assert row.next_attempt_at > timezone.now() - dt.timedelta(seconds=1)
+    gosuslugi.faults_set()
+    assert all(len(account(d)) == 1 for d in documents)
+
+
+def test_a_final_error_fails_a_bulk_withdraw_with_what_is_left(alice_actor, embedded, monkeypatch):
+    documents = placed_documents(alice_actor, 3)
+    row = bulk_withdraw(documents)
+    first, refused, last = row.portal_ids
+    real_withdraw = gosuslugi.withdraw
+
+    def portal(*, portal_id):
+        # The portal refuses one placement for good (a 4xx other than 404).
+        if portal_id == refused:
+            raise gosuslugi.FinalError("HTTP 409: the placement is locked", status=409)
+        return real_withdraw(portal_id=portal_id)
+
+    monkeypatch.setattr(gosuslugi, "withdraw", portal)
+
+    assert delivery.delivery_process(delivery_id=row.pk) == DeliveryState.FAILED
+
+    row.refresh_from_db()
+    # The first one went; the refused one and the one after it wait for an operator.
+    assert row.portal_ids == [refused, last]
+    assert refused in row.last_error and "409" in row.last_error
+    assert [len(account(d)) for d in documents] == [0, 1, 1]
+    make_due(row)
+    assert delivery.delivery_process(delivery_id=row.pk) is None
+
+
+def test_a_bulk_withdraw_out_of_time_waits_for_the_next_claim_without_using_an_attempt(
+    alice_actor, embedded, settings
+):
+    documents = placed_documents(alice_actor, 2)
+    row = bulk_withdraw(documents)
+    settings.GOSUSLUGI_LEASE = 0  # no time budget at all: not a single call
+
+    assert delivery.delivery_process(delivery_id=row.pk) == DeliveryState.PENDING
+
+    row.refresh_from_db()
+    assert row.attempts == 0 and len(row.portal_ids) == 2 and row.next_attempt_at <= timezone.now()
+    settings.GOSUSLUGI_LEASE = 30
+    assert delivery.delivery_process(delivery_id=row.pk) == DeliveryState.DONE
+    assert all(account(d) == [] for d in documents)
+
+
 def test_a_stage_without_transfer_holds_the_publication_back(alice_actor, experiment, embedded):
     document = issue_document(alice_actor)
     experiment.stages.update(allows_transfer=False)

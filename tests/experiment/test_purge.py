@@ -112,7 +112,7 @@ def test_dry_run_changes_nothing_and_prints_what_a_real_run_deletes(world):
     assert row_counts() == before
     assert "documents: 5" in dry
     assert "graduates: 3" in dry  # two graduates keep a regular document
-    assert "deliveries: 1" in dry  # the failed one; the three publish rows become the withdrawals
+    assert "deliveries: 4" in dry  # the three done publishes and the failed one
     assert "withdrawals queued: 3" in dry
 
     real = run(2024, "--as-of", "2025-01-01")
@@ -159,15 +159,29 @@ def test_purge_deletes_exactly_the_experimental_records_and_keeps_the_rest(world
     assert report.triggered_by == "system:test"
 
 
-def test_purge_queues_withdrawals_keeping_only_the_portal_id(world):
+def test_purge_queues_withdrawals_keeping_only_the_portal_ids(world):
     purge.experiment_purge(year=2024, actor=Actor.system("test"))
     withdrawals = Delivery.objects.filter(action="withdraw")
-    assert sorted(withdrawals.values_list("portal_id", flat=True)) == ["P-1", "P-2", "P-3"]
-    assert all(w.document_id is None and w.state == "pending" for w in withdrawals)
-    assert {w.institution_id for w in withdrawals} == {world["school"].pk, world["college"].pk}
+    # One bulk withdraw per institution, with the portal ids and nothing else of the documents.
+    by_institution = {w.institution_id: w.portal_ids for w in withdrawals}
+    assert len(withdrawals) == 2
+    assert sorted(by_institution[world["school"].pk] + by_institution[world["college"].pk]) == ["P-1", "P-2", "P-3"]
+    assert all(w.document_id is None and w.state == "pending" and w.portal_id == "" for w in withdrawals)
     # No delivery of a purged document is left behind.
     assert not Delivery.objects.filter(action="publish", portal_id__in=["P-1", "P-2", "P-3"]).exists()
     assert not Delivery.objects.filter(state="failed").exists()
+    assert PurgeReport.objects.get().deliveries_deleted == 4
+
+
+def test_purge_splits_an_institutions_withdrawals_into_bounded_rows(exp2024, monkeypatch):
+    monkeypatch.setattr(purge, "WITHDRAW_BATCH", 2)
+    school = InstitutionFactory()
+    documents = [issued_document(experiment=exp2024, institution=school, portal_id=f"P-{n}") for n in range(5)]
+    purge.experiment_purge(year=2024, actor=Actor.system("test"))
+    rows = Delivery.objects.filter(action="withdraw").order_by("id")
+    assert [len(row.portal_ids) for row in rows] == [2, 2, 1]
+    assert [p for row in rows for p in row.portal_ids] == [f"P-{n}" for n in range(len(documents))]
+    assert {row.institution_id for row in rows} == {school.pk}
 
 
 def test_purge_does_not_withdraw_twice_what_was_already_withdrawn(exp2024):
@@ -378,10 +392,8 @@ def test_purge_withdraws_the_documents_from_the_emulators_accounts(
 
     assert all(gosuslugi.account_documents(snils=s) == [] for s in snils)
     assert len(gosuslugi.account_documents(snils=regular_snils)) == 1
-    withdrawals = Delivery.objects.filter(action="withdraw")
-    assert withdrawals.count() == 2
-    assert set(withdrawals.values_list("state", flat=True)) == {"done"}
-    assert all(w.document_id is None for w in withdrawals)
+    withdrawal = Delivery.objects.get(action="withdraw")
+    assert withdrawal.state == "done" and withdrawal.document_id is None
     assert embedded_emulator.stats()["removed"] == 2
 
 
