@@ -61,6 +61,8 @@ class DeliveryAdmin(LargeTableAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("document"), ordering="document")
     def document_link(self, obj):
+        if obj.portal_ids:
+            return obj.placements_label()
         if obj.document_id is None:
             return "—"
         try:

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from documents import gosuslugi
 from documents.models import Delivery, DeliveryAction, DeliveryState, Document, DocumentStatus
@@ -413,12 +414,12 @@ def _withdraw_many(row: Delivery, *, now: dt.datetime, deadline: float) -> _Outc
             in_a_row = 0
         except gosuslugi.FinalError as exc:
             failed = [*left, portal_id, *todo]
-            message = _("%(id)s: %(error)s (%(count)s placements not withdrawn)") % {
-                "id": portal_id,
-                "error": exc,
-                "count": len(failed),
-            }
-            return _Outcome(FAILED, error=str(message), portal_ids=failed)
+            message = ngettext(
+                "%(id)s: %(error)s (%(count)s placement not withdrawn)",
+                "%(id)s: %(error)s (%(count)s placements not withdrawn)",
+                len(failed),
+            ) % {"id": portal_id, "error": exc, "count": len(failed)}
+            return _Outcome(FAILED, error=message, portal_ids=failed)
         except gosuslugi.RetryableError as exc:
             left.append(portal_id)
             error, in_a_row = exc, in_a_row + 1
@@ -431,7 +432,10 @@ def _withdraw_many(row: Delivery, *, now: dt.datetime, deadline: float) -> _Outc
         # Out of time, nothing failed: due again at once, and the attempt is given back.
         return _Outcome(
             PENDING,
-            error=str(_("%(count)s placements still to withdraw.") % {"count": len(left)}),
+            error=ngettext(
+                "%(count)s placement still to withdraw.", "%(count)s placements still to withdraw.", len(left)
+            )
+            % {"count": len(left)},
             next_attempt_at=now,
             attempts_delta=-1,
             nudge=0,
@@ -439,9 +443,11 @@ def _withdraw_many(row: Delivery, *, now: dt.datetime, deadline: float) -> _Outc
         )
     outcome = _retry_or_fail(row, error, now=timezone.now())
     outcome.portal_ids = left
-    outcome.error = str(
-        _("%(count)s placements still to withdraw; last error: %(error)s") % {"count": len(left), "error": error}
-    )
+    outcome.error = ngettext(
+        "%(count)s placement still to withdraw; last error: %(error)s",
+        "%(count)s placements still to withdraw; last error: %(error)s",
+        len(left),
+    ) % {"count": len(left), "error": error}
     return outcome
 
 

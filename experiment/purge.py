@@ -327,21 +327,21 @@ def _withdrawals_queue(placements: dict[int | None, list[str]], now) -> int:
     return sum(len(ids) for ids in placements.values())
 
 
-def _deliveries_split(cursor, document_ids: list[int]) -> tuple[dict[int | None, list[str]], list[int]]:
-    """Return ({institution id: portal ids to withdraw}, the ids of every delivery of the documents).
+def _deliveries_delete(cursor, document_ids: list[int]) -> tuple[int, dict[int | None, list[str]]]:
+    """Delete every delivery of the documents; return (how many, {institution id: portal ids to withdraw}).
 
-    One indexed read of the batch's deliveries, decided here by the same rule as
-    `_live_publish_ids_sql` (what the dry run counts): a document still placed at
-    the portal — a done publish with a portal id and no done withdraw — is withdrawn
-    by the portal id of its last such publish; every delivery of the batch's
-    documents goes.
+    One DELETE … RETURNING through the deliveries' document index (SQLite 3.35+ has
+    RETURNING too), and the placements to withdraw are decided from what it returned,
+    by the same rule as `_live_publish_ids_sql` (what the dry run counts): a document
+    still placed at the portal — a done publish with a portal id and no done
+    withdraw — is withdrawn by the portal id of its last such publish.
     """
     dlv, d_doc = _table(Delivery), _col(Delivery, "document")
     columns = ", ".join(_q(c) for c in ("id", "action", "state"))
     columns += f", {d_doc}, {_col(Delivery, 'portal_id')}, {_col(Delivery, 'institution')}"
     rows = []
     for condition, params in _in_chunks(document_ids):
-        cursor.execute(f"SELECT {columns} FROM {dlv} WHERE {d_doc} {condition}", params)
+        cursor.execute(f"DELETE FROM {dlv} WHERE {d_doc} {condition} RETURNING {columns}", params)
         rows += cursor.fetchall()
     withdrawn = {
         document_id
@@ -361,7 +361,7 @@ def _deliveries_split(cursor, document_ids: list[int]) -> tuple[dict[int | None,
     placements: dict[int | None, list[str]] = {}
     for _pk, portal_id, institution_id in sorted(live.values()):
         placements.setdefault(institution_id, []).append(portal_id)
-    return placements, sorted(row[0] for row in rows)
+    return len(rows), placements
 
 
 def _delete_ids(cursor, table: str, ids: list[int]) -> int:
@@ -529,8 +529,7 @@ def _purge_batch(
         # is left behind, whether the foreign keys are checked per row (deferred, at
         # commit) or by _References.
         documents = _delete_ids(cursor, _table(Document), document_ids)
-        placements, delivery_ids = _deliveries_split(cursor, document_ids)
-        deliveries = _delete_ids(cursor, _table(Delivery), delivery_ids)
+        deliveries, placements = _deliveries_delete(cursor, document_ids)
         withdrawals = _withdrawals_queue(placements, timezone.now())
         _clear_relations(cursor, document_relations, document_ids)
         graduates = _graduates_delete(cursor, graduate_ids, graduate_relations)

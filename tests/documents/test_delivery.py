@@ -279,7 +279,7 @@ def test_a_failing_portal_ends_a_bulk_attempt_early_and_keeps_every_placement(al
 def test_a_final_error_fails_a_bulk_withdraw_with_what_is_left(alice_actor, embedded, monkeypatch):
     documents = placed_documents(alice_actor, 3)
     row = bulk_withdraw(documents)
-    first, refused, last = row.portal_ids
+    _first, refused, last = row.portal_ids
     real_withdraw = gosuslugi.withdraw
 
     def portal(*, portal_id):

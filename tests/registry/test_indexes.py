@@ -48,3 +48,19 @@ def test_no_single_column_foreign_key_index_duplicates_a_composite_one(table):
         if columns in ([column] for column in _foreign_key_columns(table)) and columns[0] in composite_leads
     ]
     assert duplicates == []
+
+
+def test_replaces_is_indexed_only_where_a_document_replaces_another():
+    """Few documents replace one: the index holds those, not a NULL for every document issued."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'documents_document' "
+            "AND indexdef LIKE '%%(replaces_id)%%'"
+        )
+        indexes = cursor.fetchall()
+        assert [name for name, _ in indexes] == ["document_replaces"]
+        assert indexes[0][1].endswith("WHERE (replaces_id IS NOT NULL)")
+        # The purge's and the ORM's look-ups by replaces_id can use it.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN UPDATE documents_document SET replaces_id = NULL WHERE replaces_id = ANY(%s)", [[1, 2]])
+        assert "document_replaces" in " ".join(row[0] for row in cursor.fetchall())
