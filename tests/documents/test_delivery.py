@@ -301,9 +301,7 @@ def test_a_final_error_fails_a_bulk_withdraw_with_what_is_left(alice_actor, embe
     assert delivery.delivery_process(delivery_id=row.pk) is None
 
 
-def test_a_bulk_withdraw_out_of_time_waits_for_the_next_claim_without_using_an_attempt(
-    alice_actor, embedded, settings
-):
+def test_a_bulk_withdraw_out_of_time_waits_for_the_next_claim_without_using_an_attempt(alice_actor, embedded, settings):
     documents = placed_documents(alice_actor, 2)
     row = bulk_withdraw(documents)
     settings.GOSUSLUGI_LEASE = 0  # no time budget at all: not a single call
