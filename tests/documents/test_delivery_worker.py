@@ -257,3 +257,52 @@ def test_two_workers_sent_every_row_three_times_deliver_each_once(alice_actor, e
     settle(all_in(DeliveryState.DONE), workers=workers)
     assert_placed_exactly_once(emulator, documents)
     assert emulator.stats()["replayed"] == 0
+
+
+def _sessions_started() -> int:
+    """Connections ever made to the test database (PostgreSQL 14+), as of now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_the_worker_keeps_its_database_connections_across_tasks(alice_actor, emulator, start_worker):
+    """Celery's Django fix-up would open a new PostgreSQL connection for every task."""
+    worker = start_worker()
+    # Let the worker's threads connect (the worker's first tasks) before counting.
+    for _ in range(4):
+        issue_document(alice_actor)
+    settle(all_in(DeliveryState.DONE), workers=[worker])
+    time.sleep(1.5)  # a backend reports its session to the statistics within a second
+    before = _sessions_started()
+
+    for _ in range(24):
+        issue_document(alice_actor)  # one task each, sent on commit
+    settle(all_in(DeliveryState.DONE), workers=[worker])
+    time.sleep(1.5)
+
+    assert emulator.stats()["created"] == 28
+    # The worker's 4 threads may each open one on a first task; a connection per
+    # task would be 24 and more.
+    assert _sessions_started() - before <= 6, "the worker opened a connection per task"
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_before_the_next_task(alice_actor, emulator, start_worker):
+    worker = start_worker()
+    documents = [issue_document(alice_actor) for _ in range(4)]
+    settle(all_in(DeliveryState.DONE), workers=[worker])
+    with connection.cursor() as cursor:
+        # Every other connection to the test database: the worker's.
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+
+    documents += [issue_document(alice_actor) for _ in range(4)]
+    settle(all_in(DeliveryState.DONE), workers=[worker])
+
+    assert_placed_exactly_once(emulator, documents)
+    log = worker.log.read_text()
+    assert "OperationalError" not in log and "InterfaceError" not in log, worker.tail()
