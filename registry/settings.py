@@ -87,11 +87,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", schemes=frozenset({"postgres", "postgresql", "pgsql", "sqlite"}))
 if DATABASE_URL:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
-        )
-    }
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
