@@ -36,6 +36,13 @@ TARGET = "ratio ≥ 0.50"
 CONCURRENCY = int(os.environ.get("BENCH_FORWARD_CONCURRENCY", "4"))
 TOKEN = "bench-emulator-token"
 LIMIT_RUNS = 5
+# The emulator's processes. A keep-alive connection stays with the process that
+# accepted it, and each process runs Python on one core at a time: with 2 processes
+# the 4 connections of either side were split 3/1 or 4/0 in five runs out of eight,
+# and such a run read half the POSTs a second of a 2/2 run (the limit's five runs
+# ranged 269–673/s). With 4 processes a run is cut short only when three or four
+# connections meet in one process (one run in five), for the limit and the workers alike.
+EMULATOR_WORKERS = 4
 
 
 def _emulator_redis_url() -> str:
@@ -59,7 +66,7 @@ def _start_emulator() -> tuple[Service, int]:
             "--port",
             str(port),
             "--workers",
-            "2",
+            str(EMULATOR_WORKERS),
             "--token",
             TOKEN,
         ],

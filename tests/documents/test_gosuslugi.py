@@ -124,3 +124,36 @@ def test_wrong_token_is_final(remote_emulator, settings):
     with pytest.raises(gosuslugi.FinalError) as exc:
         gosuslugi.publish(snils=next_snils(), document=SIGNED, idempotency_key="w")
     assert exc.value.status == 401
+
+
+@pytest.mark.slow
+def test_rate_limit_over_http_carries_retry_after(remote_emulator):
+    remote_emulator.faults(rate_limit_per_s=1)
+    errors = []
+    for i in range(3):
+        try:
+            gosuslugi.publish(snils=next_snils(), document=SIGNED, idempotency_key=f"hr{i}")
+        except gosuslugi.RetryableError as exc:
+            errors.append(exc)
+    remote_emulator.faults()
+    # The answer's headers came through: Retry-After, whatever its case on the wire.
+    assert errors and errors[0].status == 429 and errors[0].retry_after == 1.0
+
+
+@pytest.mark.slow
+def test_threads_share_the_client_over_http_each_with_its_own_connection(remote_emulator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    snils = next_snils()
+
+    def place(i: int) -> str:
+        portal_id = gosuslugi.publish(snils=snils, document=SIGNED, idempotency_key=f"th{i}")
+        assert gosuslugi.withdraw(portal_id=portal_id) is True
+        return gosuslugi.publish(snils=snils, document=SIGNED, idempotency_key=f"th{i}-again")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = list(pool.map(place, range(20)))
+
+    assert len(set(ids)) == 20
+    assert sorted(d["id"] for d in remote_emulator.account(snils)) == sorted(ids)
+    assert remote_emulator.stats()["removed"] == 20
