@@ -18,6 +18,10 @@ Life of a row (`Delivery`):
    broker message, a broker outage or a killed worker delays a delivery but never
    loses it. No long ETA tasks: Redis gives an unacknowledged ETA message back only
    after its visibility timeout and can drop it on restart.
+
+The purge's withdrawals are bulk rows: `portal_ids` lists a few hundred placements,
+removed one call each; what a failed or interrupted attempt leaves stays in the
+list for the next one (`_withdraw_many`).
 """
 
 import datetime as dt
