@@ -402,20 +402,21 @@ def _withdraw_many(row: Delivery, *, now: dt.datetime, deadline: float) -> _Outc
     A placement the portal could not remove now (a timeout, 5xx) stays in the list
     for the next attempt while the others go on; a 429, a few such failures in a
     row, or the claim's time budget (`deadline`, time.monotonic()) ends the attempt
-    early. A final error (4xx other than 404) fails the row with every placement
-    not yet removed, for an operator to look at and retry. Removing is idempotent
-    at the portal, so a worker killed half-way only makes the next one repeat calls.
+    early; only an attempt that removed nothing counts toward the attempt limit. A
+    final error (4xx other than 404) fails the row with every placement not yet
+    removed, for an operator to look at and retry. Removing is idempotent at the
+    portal, so a worker killed half-way only makes the next one repeat calls.
     """
     todo, left = list(row.portal_ids), []
     error: gosuslugi.GosuslugiError | None = None
-    in_a_row = 0
+    in_a_row = removed = 0
     while todo:
         if time.monotonic() >= deadline:
             break
         portal_id = todo.pop(0)
         try:
             gosuslugi.withdraw(portal_id=portal_id)
-            in_a_row = 0
+            in_a_row, removed = 0, removed + 1
         except gosuslugi.FinalError as exc:
             failed = [*left, portal_id, *todo]
             message = ngettext(
@@ -445,7 +446,19 @@ def _withdraw_many(row: Delivery, *, now: dt.datetime, deadline: float) -> _Outc
             nudge=0,
             portal_ids=left,
         )
-    outcome = _retry_or_fail(row, error, now=timezone.now())
+    if removed:
+        # Progress: the attempt is given back, so only attempts that removed nothing
+        # count toward GOSUSLUGI_MAX_ATTEMPTS (a flaky portal ends most attempts of a
+        # long list early, yet each one takes dozens of placements off it).
+        delay = backoff_seconds(attempts=1, retry_after=error.retry_after)
+        outcome = _Outcome(
+            PENDING,
+            next_attempt_at=timezone.now() + dt.timedelta(seconds=delay),
+            attempts_delta=-1,
+            nudge=delay if delay <= settings.GOSUSLUGI_NUDGE_MAX else None,
+        )
+    else:
+        outcome = _retry_or_fail(row, error, now=timezone.now())
     outcome.portal_ids = left
     outcome.error = ngettext(
         "%(count)s placement still to withdraw; last error: %(error)s",

@@ -276,6 +276,37 @@ def test_a_failing_portal_ends_a_bulk_attempt_early_and_keeps_every_placement(al
     assert all(len(account(d)) == 1 for d in documents)
 
 
+def test_a_bulk_attempt_that_removed_some_does_not_use_up_the_attempts(alice_actor, embedded, settings, monkeypatch):
+    settings.GOSUSLUGI_MAX_ATTEMPTS = 1
+    documents = placed_documents(alice_actor, 6)
+    row = bulk_withdraw(documents)
+    first, *flaky = row.portal_ids
+    failed_once: set[str] = set()
+    real_withdraw = gosuslugi.withdraw
+
+    def portal(*, portal_id):
+        # Every placement but the first fails once, then goes: the first attempt
+        # removes one and stops after three failures in a row.
+        if portal_id != first and portal_id not in failed_once:
+            failed_once.add(portal_id)
+            raise gosuslugi.RetryableError("HTTP 503", status=503)
+        return real_withdraw(portal_id=portal_id)
+
+    monkeypatch.setattr(gosuslugi, "withdraw", portal)
+
+    assert delivery.delivery_process(delivery_id=row.pk) == DeliveryState.PENDING
+    row.refresh_from_db()
+    assert row.portal_ids == flaky and row.attempts == 0
+    # The next attempt removes the three that failed before; the last two fail their once.
+    make_due(row)
+    assert delivery.delivery_process(delivery_id=row.pk) == DeliveryState.PENDING
+    row.refresh_from_db()
+    assert row.portal_ids == flaky[3:] and row.attempts == 0
+    make_due(row)
+    assert delivery.delivery_process(delivery_id=row.pk) == DeliveryState.DONE
+    assert all(account(d) == [] for d in documents)
+
+
 def test_a_final_error_fails_a_bulk_withdraw_with_what_is_left(alice_actor, embedded, monkeypatch):
     documents = placed_documents(alice_actor, 3)
     row = bulk_withdraw(documents)
