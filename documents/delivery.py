@@ -304,12 +304,17 @@ def _transfer_wait(experiment_id: int | None, *, now: dt.datetime, cache: dict) 
     return cache[experiment_id]
 
 
+def _retry_later(exc: gosuslugi.GosuslugiError, *, attempts: int, now: dt.datetime, **outcome) -> _Outcome:
+    """Pending again after the backoff for `attempts` (Retry-After a floor); nudged when that is soon."""
+    delay = backoff_seconds(attempts=attempts, retry_after=getattr(exc, "retry_after", None))
+    nudge = delay if delay <= settings.GOSUSLUGI_NUDGE_MAX else None
+    return _Outcome(PENDING, error=str(exc), next_attempt_at=now + dt.timedelta(seconds=delay), nudge=nudge, **outcome)
+
+
 def _retry_or_fail(row: Delivery, exc: gosuslugi.GosuslugiError, *, now: dt.datetime) -> _Outcome:
     if isinstance(exc, gosuslugi.FinalError) or row.attempts >= settings.GOSUSLUGI_MAX_ATTEMPTS:
         return _Outcome(FAILED, error=str(exc))
-    delay = backoff_seconds(attempts=row.attempts, retry_after=getattr(exc, "retry_after", None))
-    nudge = delay if delay <= settings.GOSUSLUGI_NUDGE_MAX else None
-    return _Outcome(PENDING, error=str(exc), next_attempt_at=now + dt.timedelta(seconds=delay), nudge=nudge)
+    return _retry_later(exc, attempts=row.attempts, now=now)
 
 
 def _publish(row: Delivery, document: dict | None, *, now: dt.datetime, transfer_cache: dict) -> _Outcome:
@@ -450,13 +455,7 @@ def _withdraw_many(row: Delivery, *, now: dt.datetime, deadline: float) -> _Outc
         # Progress: the attempt is given back, so only attempts that removed nothing
         # count toward GOSUSLUGI_MAX_ATTEMPTS (a flaky portal ends most attempts of a
         # long list early, yet each one takes dozens of placements off it).
-        delay = backoff_seconds(attempts=1, retry_after=error.retry_after)
-        outcome = _Outcome(
-            PENDING,
-            next_attempt_at=timezone.now() + dt.timedelta(seconds=delay),
-            attempts_delta=-1,
-            nudge=delay if delay <= settings.GOSUSLUGI_NUDGE_MAX else None,
-        )
+        outcome = _retry_later(error, attempts=1, now=timezone.now(), attempts_delta=-1)
     else:
         outcome = _retry_or_fail(row, error, now=timezone.now())
     outcome.portal_ids = left

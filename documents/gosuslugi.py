@@ -145,8 +145,6 @@ class _NetworkClient:
     each thread has its own (and so its own connection).
     """
 
-    _ERRORS_TIMEOUT = {pycurl.E_OPERATION_TIMEDOUT}
-
     def __init__(self, *, url: str, token: str, timeout: float):
         self.base = url.rstrip("/")
         self.timeout_ms = int(timeout * 1000)
@@ -195,12 +193,8 @@ class _NetworkClient:
             handle.perform()
         except pycurl.error as exc:
             code = exc.args[0] if exc.args else None
-            kind = "timeout" if code in self._ERRORS_TIMEOUT else "connection error"
+            kind = "timeout" if code == pycurl.E_OPERATION_TIMEDOUT else "connection error"
             raise RetryableError(f"{kind}: curl error {code}") from None
-        finally:
-            # Drop the references to this call's buffers (the handle outlives the call).
-            handle.setopt(pycurl.WRITEDATA, _DISCARD)
-            handle.setopt(pycurl.HEADERFUNCTION, _ignore)
         pairs = [tuple(part.strip() for part in line.split(":", 1)) for line in header_lines]
         return Answer(handle.getinfo(pycurl.RESPONSE_CODE), httpx.Headers(pairs), content.getvalue())
 
@@ -209,13 +203,6 @@ class _NetworkClient:
             handles, self._handles = self._handles, []
         for handle in handles:
             handle.close()
-
-
-def _ignore(_line: bytes) -> None:
-    pass
-
-
-_DISCARD = io.BytesIO()
 
 
 class _InProcessClient:

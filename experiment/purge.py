@@ -434,8 +434,8 @@ class _References:
         if any(columns != 1 for *_, columns in keys):
             return None
         # Cleared by the batch after it deleted the documents, so they cannot point at
-        # them any more (see _purge_batch): not checked again. A graduate is deleted
-        # before nothing clears what points at it, so those keys are always checked.
+        # them any more (see _purge_batch): not checked again. Nothing clears what
+        # points at a graduate, so every key into graduates is checked.
         handled = {(Delivery._meta.db_table, Delivery._meta.get_field("document").column)}
         handled |= {(rel.related_model._meta.db_table, rel.field.column) for rel in document_relations}
         pointing = {Document._meta.db_table: [], Graduate._meta.db_table: []}

@@ -48,14 +48,20 @@ def test_server_errors_are_retryable(in_process):
     assert exc.value.status == 503
 
 
-def test_rate_limit_is_retryable_with_retry_after(in_process):
-    gosuslugi.faults_set(rate_limit_per_s=1)
+def rate_limited(prefix: str) -> list[gosuslugi.RetryableError]:
+    """Publish three times under a rate limit of one a second; return the refusals."""
     errors = []
     for i in range(3):
         try:
-            gosuslugi.publish(snils=next_snils(), document=SIGNED, idempotency_key=f"r{i}")
+            gosuslugi.publish(snils=next_snils(), document=SIGNED, idempotency_key=f"{prefix}{i}")
         except gosuslugi.RetryableError as exc:
             errors.append(exc)
+    return errors
+
+
+def test_rate_limit_is_retryable_with_retry_after(in_process):
+    gosuslugi.faults_set(rate_limit_per_s=1)
+    errors = rate_limited("r")
     assert errors and errors[0].status == 429 and errors[0].retry_after == 1.0
 
 
@@ -129,12 +135,7 @@ def test_wrong_token_is_final(remote_emulator, settings):
 @pytest.mark.slow
 def test_rate_limit_over_http_carries_retry_after(remote_emulator):
     remote_emulator.faults(rate_limit_per_s=1)
-    errors = []
-    for i in range(3):
-        try:
-            gosuslugi.publish(snils=next_snils(), document=SIGNED, idempotency_key=f"hr{i}")
-        except gosuslugi.RetryableError as exc:
-            errors.append(exc)
+    errors = rate_limited("hr")
     remote_emulator.faults()
     # The answer's headers came through: Retry-After, whatever its case on the wire.
     assert errors and errors[0].status == 429 and errors[0].retry_after == 1.0
