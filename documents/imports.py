@@ -64,7 +64,7 @@ from experiment.services import forming_rule
 from institutions.keys import signing_key_current
 from institutions.models import Membership
 from registry.actors import SIGNER, SYSTEM, Actor
-from registry.bulk import PlannerStatistics, allocate_ids, insert_rows
+from registry.bulk import InsertedReferences, PlannerStatistics, allocate_ids, insert_rows, replica_role
 from registry.csv_safe import FORMULA_PREFIXES, neutralise_formula
 from registry.errors import DomainError, NotAllowed, ValidationFailed
 from registry.uploads import upload_check, xlsx_archive_check
@@ -602,6 +602,8 @@ class _BatchImporter:
     def __init__(self, *, job: ImportJob, actor: Actor, issue: bool, experiment):
         self.job, self.actor, self.issue, self.experiment = job, actor, issue, experiment
         self.institution = job.institution
+        # Foreign keys checked once per batch where the database allows (registry.bulk).
+        self.references = InsertedReferences.load(Graduate, Document, Delivery)
 
     def run(self, records: list[tuple[int, dict | None]]) -> bool:
         """Import `records`; return False if another runner has moved the job on."""
@@ -821,15 +823,31 @@ class _BatchImporter:
     def _write(self, batch: _Prepared, job: ImportJob) -> None:
         """Store a prepared batch and advance the job's counters, in the caller's transaction."""
         institution = self.institution
-        if batch.graduate_rows:
-            insert_rows(Graduate, _GRADUATE_COLUMNS, batch.graduate_rows)
         ids = batch.document_ids
+        if batch.graduate_rows or ids:
+            with connection.cursor() as cursor:
+                if self.references is not None:
+                    replica_role(cursor, True)
+                if batch.graduate_rows:
+                    insert_rows(Graduate, _GRADUATE_COLUMNS, batch.graduate_rows)
+                delivery_ids = []
+                if ids:
+                    insert_rows(Document, _DOCUMENT_COLUMNS, batch.document_rows)
+                    if self.issue:
+                        # One write for the batch's outbox rows; the delivery tasks go out
+                        # on commit, many rows per task.
+                        delivery_ids = deliveries_enqueue_new(document_ids=ids, institution_id=institution.pk)
+                if self.references is not None:
+                    self.references.check(
+                        cursor,
+                        {
+                            Graduate._meta.db_table: [row[0] for row in batch.graduate_rows],
+                            Document._meta.db_table: ids,
+                            Delivery._meta.db_table: delivery_ids,
+                        },
+                    )
+                    replica_role(cursor, False)
         if ids:
-            insert_rows(Document, _DOCUMENT_COLUMNS, batch.document_rows)
-            if self.issue:
-                # One write for the batch's outbox rows; the delivery tasks go out on
-                # commit, many rows per task.
-                deliveries_enqueue_new(document_ids=ids, institution_id=institution.pk)
             events_record(
                 actor=self.actor,
                 action="documents.imported" if self.issue else "documents.drafted_by_import",

@@ -46,6 +46,7 @@ from documents.models import Delivery, DeliveryAction, DeliveryState, Document, 
 from experiment.models import Experiment, PurgeReport
 from institutions.models import Institution
 from registry.actors import Actor
+from registry.bulk import replica_role, replica_role_allowed
 from registry.errors import Conflict, NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
@@ -393,7 +394,9 @@ class _References:
     triggers enforce is checked, including any a later migration adds. The fast path
     is off (triggers as usual) when the role lacks the privilege, when a table the
     purge writes has a trigger of its own (replica mode would silence it), when a key
-    spans several columns, or with REGISTRY_PURGE_SET_BASED_CHECKS=0.
+    spans several columns, or with REGISTRY_SET_BASED_CHECKS=0. The import does the same for its inserts
+    (registry.bulk.InsertedReferences), locking what its rows refer to, so the two
+    never leave a reference behind between them.
     """
 
     def __init__(self, documents: list[tuple[str, str]], graduates: list[tuple[str, str]]):
@@ -403,24 +406,13 @@ class _References:
     @classmethod
     def load(cls, relations: tuple) -> "_References | None":
         """Read the keys once per run; `relations` as experiment_purge computes them."""
-        if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_PURGE_SET_BASED_CHECKS", True):
+        if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_SET_BASED_CHECKS", True):
             return None
         document_relations, graduate_relations = relations
         tables = [Document._meta.db_table, Graduate._meta.db_table, Delivery._meta.db_table]
         tables += [rel.related_model._meta.db_table for rel in document_relations + graduate_relations]
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT CASE WHEN current_setting('server_version_num')::int >= 150000 "
-                "THEN has_parameter_privilege('session_replication_role', 'SET') "
-                "ELSE current_setting('is_superuser') = 'on' END"
-            )
-            if not cursor.fetchone()[0]:
-                return None
-            cursor.execute(
-                "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = ANY(%s::regclass[])",
-                [tables],
-            )
-            if cursor.fetchone()[0]:
+            if not replica_role_allowed(cursor, tables):
                 return None
             cursor.execute(
                 "SELECT c.confrelid::regclass::text, c.conrelid::regclass::text, a.attname, "
@@ -516,7 +508,7 @@ def _purge_batch(
             return None
         if references is not None:
             # See _References: this batch's foreign keys are checked set-based below.
-            cursor.execute("SELECT set_config('session_replication_role', 'replica', true)")
+            replica_role(cursor, True)
         document_ids = [row[0] for row in rows]
         graduate_ids = sorted({row[1] for row in rows})
         by_institution = Counter(row[2] for row in rows)
@@ -538,7 +530,7 @@ def _purge_batch(
             # Back to normal before the batch ends: called inside an outer transaction
             # (a test), the setting would otherwise last until that one ends. (On an
             # error the batch's rollback undoes it.)
-            cursor.execute("SELECT set_config('session_replication_role', 'origin', true)")
+            replica_role(cursor, False)
 
         report.documents_deleted += documents
         report.graduates_deleted += graduates

@@ -14,11 +14,19 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 from django.core.exceptions import EmptyResultSet
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, IntegrityError, connection
 from django.db.models import Field, Lookup
 from django.utils import timezone
 
-__all__ = ["AnyOf", "PlannerStatistics", "allocate_ids", "insert_rows"]
+__all__ = [
+    "AnyOf",
+    "InsertedReferences",
+    "PlannerStatistics",
+    "allocate_ids",
+    "insert_rows",
+    "replica_role",
+    "replica_role_allowed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -197,3 +205,106 @@ class PlannerStatistics:
         except DatabaseError as exc:
             logger.warning("Could not refresh the statistics of %s: %r", ", ".join(self.tables), exc)
             self.enabled = False
+
+
+def replica_role_allowed(cursor, tables: Sequence[str]) -> bool:
+    """Whether this session may switch per-row triggers off on `tables` (PostgreSQL).
+
+    True when the role may set `session_replication_role` (a superuser, or `GRANT
+    SET ON PARAMETER session_replication_role` on PostgreSQL 15+) and none of the
+    tables has a trigger of its own, which replica mode would silence too. Only the
+    foreign keys' internal triggers are then switched off, and the caller checks
+    those keys itself.
+    """
+    cursor.execute(
+        "SELECT CASE WHEN current_setting('server_version_num')::int >= 150000 "
+        "THEN has_parameter_privilege('session_replication_role', 'SET') "
+        "ELSE current_setting('is_superuser') = 'on' END"
+    )
+    if not cursor.fetchone()[0]:
+        return False
+    cursor.execute(
+        "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = ANY(%s::regclass[])", [list(tables)]
+    )
+    return not cursor.fetchone()[0]
+
+
+def replica_role(cursor, on: bool) -> None:
+    """Switch the per-row triggers off (`on`) or back on, until the transaction ends at the latest."""
+    cursor.execute("SELECT set_config('session_replication_role', %s, true)", ["replica" if on else "origin"])
+
+
+class InsertedReferences:
+    """The foreign keys of the rows a bulk batch inserts, checked once per batch instead of per row.
+
+    PostgreSQL checks a foreign key on INSERT with a trigger per row, queued until
+    commit for the project's deferred keys: a query through SPI per row and key that
+    also locks the referenced row. An imported document has six keys, its delivery
+    two, its graduate one: at commit those checks cost a batch more than its COPYs.
+    Where `replica_role_allowed`, a batch switches the triggers off for its inserts
+    (`replica_role`) and then calls `check`: one statement per key over the whole
+    batch, which finds every referenced row and locks it FOR KEY SHARE, as the
+    trigger would. So a concurrent delete of a referenced row (the purge of a
+    graduate) waits for this batch and then sees its rows, and a row that is missing
+    raises IntegrityError, rolling the batch back with nothing stored.
+
+    The keys are read from the catalogue, so a key a later migration adds is checked
+    too; with a key over several columns, or REGISTRY_SET_BASED_CHECKS=0, `load`
+    returns None and the triggers run as usual.
+    """
+
+    def __init__(self, keys: list[tuple[str, str, str, str]], pk_of: dict[str, str]):
+        # (table, column, referenced table, referenced column); each inserted table's primary key
+        self.keys, self.pk_of = keys, pk_of
+
+    @classmethod
+    def load(cls, *models) -> "InsertedReferences | None":
+        from django.conf import settings
+
+        if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_SET_BASED_CHECKS", True):
+            return None
+        tables = [model._meta.db_table for model in models]
+        with connection.cursor() as cursor:
+            if not replica_role_allowed(cursor, tables):
+                return None
+            cursor.execute(
+                "SELECT t.relname, a.attname, r.relname, ra.attname, cardinality(c.conkey) FROM pg_constraint c "
+                "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+                "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
+                "WHERE c.contype = 'f' AND c.conrelid = ANY(%s::regclass[]) ORDER BY c.conname",
+                [tables],
+            )
+            found = cursor.fetchall()
+        if any(columns != 1 for *_, columns in found):
+            return None
+        pk_of = {model._meta.db_table: model._meta.pk.column for model in models}
+        return cls([(table, column, referenced, ref) for table, column, referenced, ref, _ in found], pk_of)
+
+    def check(self, cursor, inserted: dict[str, list[int]]) -> None:
+        """Lock what the rows `inserted` (table -> primary keys) refer to; raise IntegrityError if any is missing.
+
+        A referenced row inserted by this same batch (listed in `inserted`) exists
+        and no one else can see it yet: it is neither looked up nor locked.
+        """
+        q = connection.ops.quote_name
+        for table, column, referenced, ref in self.keys:
+            ids = inserted.get(table)
+            if not ids:
+                continue
+            own = inserted.get(referenced, []) if ref == self.pk_of.get(referenced) else []
+            pk = self.pk_of[table]
+            cursor.execute(
+                f"WITH v AS MATERIALIZED (SELECT DISTINCT t.{q(column)} AS k FROM {q(table)} t "  # noqa: S608
+                f"WHERE t.{q(pk)} = ANY(%s) AND t.{q(column)} IS NOT NULL AND t.{q(column)} <> ALL(%s)), "
+                f"l AS (SELECT x.{q(ref)} AS k FROM {q(referenced)} x WHERE x.{q(ref)} IN (SELECT k FROM v) "
+                "FOR KEY SHARE OF x) "
+                "SELECT k FROM v WHERE k NOT IN (SELECT k FROM l) LIMIT 1",
+                [ids, own],
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                raise IntegrityError(
+                    f'insert or update on table "{table}" violates foreign key: {column}={row[0]} '
+                    f'is not present in table "{referenced}"'
+                )

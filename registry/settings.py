@@ -191,8 +191,10 @@ if REGISTRY_MASTER_KEY:
 REGISTRY_REGULAR_OPERATION = env_bool("REGISTRY_REGULAR_OPERATION", DEMO_MODE)
 # Documents purged per transaction (see experiment/purge.py for the arithmetic).
 REGISTRY_PURGE_BATCH_SIZE = env_int("REGISTRY_PURGE_BATCH_SIZE", 5000)
-# Check foreign keys once per batch instead of per row where the role may (experiment/purge.py).
-REGISTRY_PURGE_SET_BASED_CHECKS = env_bool("REGISTRY_PURGE_SET_BASED_CHECKS", True)
+# Check foreign keys once per batch instead of per row where the role may: the purge's
+# deletes (experiment/purge.py) and the import's inserts (registry.bulk.InsertedReferences).
+# REGISTRY_PURGE_SET_BASED_CHECKS is its earlier name.
+REGISTRY_SET_BASED_CHECKS = env_bool("REGISTRY_SET_BASED_CHECKS", env_bool("REGISTRY_PURGE_SET_BASED_CHECKS", True))
 REGISTRY_PUBLIC_URL = env_str("REGISTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Public verification queries per client IP ("N/sec", "N/min" or "N/hour"): enough
 # for a person, too few to enumerate numbers or codes.

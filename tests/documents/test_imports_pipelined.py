@@ -15,7 +15,7 @@ from django.db import IntegrityError
 from documents import imports
 from documents.history import chain_for, history_verify
 from documents.imports import import_job_create, import_job_run, rejection_reasons
-from documents.models import Document, Event, Graduate, ImportJobState
+from documents.models import Delivery, Document, Event, Graduate, ImportJobState
 from documents.signing import build_payload, signature_is_valid
 from documents.tasks import import_run
 from tests.documents.cabinet_support import csv_bytes, good_row
@@ -58,7 +58,12 @@ def no_writer_left() -> bool:
     return not [t for t in threading.enumerate() if t.name.startswith("import-writer-")]
 
 
-def test_batches_in_flight_are_seen_by_the_next_ones(alice_actor, school, writer_threads, monkeypatch):
+@pytest.mark.parametrize("set_based", [True, False], ids=["keys-per-batch", "keys-per-row"])
+def test_batches_in_flight_are_seen_by_the_next_ones(
+    alice_actor, school, writer_threads, monkeypatch, settings, set_based
+):
+    """Whether the foreign keys are checked by the batch (registry.bulk.InsertedReferences) or by triggers."""
+    settings.REGISTRY_SET_BASED_CHECKS = set_based
     redone = []  # batches redone one by one after a write lost a race: none here
     real_run = imports._BatchImporter.run
     monkeypatch.setattr(
@@ -93,6 +98,7 @@ def test_batches_in_flight_are_seen_by_the_next_ones(alice_actor, school, writer
         "institution", "graduate", "experiment", "signing_key"
     )
     assert len(documents) == 5
+    assert Delivery.objects.filter(document__in=documents, action="publish").count() == 5
     assert len({d.status_list_index for d in documents}) == 5
     assert len({d.graduate_id for d in documents if d.number in {good_row(n)[2] for n in (1, 2, 3)}}) == 1
     for document in documents:

@@ -122,7 +122,7 @@ def test_dry_run_changes_nothing_and_prints_what_a_real_run_deletes(world):
 @pytest.fixture(params=[True, False], ids=["set-based-checks", "row-triggers"])
 def key_checks(request, settings):
     """Both ways the purge's foreign keys are checked (the same on SQLite, which has only one)."""
-    settings.REGISTRY_PURGE_SET_BASED_CHECKS = request.param
+    settings.REGISTRY_SET_BASED_CHECKS = request.param
     return request.param
 
 
@@ -278,7 +278,7 @@ def test_a_privileged_role_checks_foreign_keys_per_batch_and_others_per_row(sett
     assert references.documents == []
     # ...what points at graduates is: nothing clears it.
     assert references.graduates == [("documents_document", "graduate_id")]
-    settings.REGISTRY_PURGE_SET_BASED_CHECKS = False
+    settings.REGISTRY_SET_BASED_CHECKS = False
     assert purge._References.load(relations) is None
 
 

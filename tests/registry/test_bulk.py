@@ -1,10 +1,10 @@
 """registry.bulk: reserved ids, rows written without model instances, the __any lookup, statistics."""
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, OperationalError, connection, transaction
 
-from documents.models import Delivery, Graduate
-from registry.bulk import PlannerStatistics, allocate_ids, insert_rows
+from documents.models import Delivery, Document, Graduate
+from registry.bulk import InsertedReferences, PlannerStatistics, allocate_ids, insert_rows, replica_role
 from tests.factories import DocumentFactory, GraduateFactory
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +86,64 @@ def test_statistics_are_refreshed_as_a_job_doubles_its_tables(school):
     GraduateFactory.create_batch(3, institution=school)
     statistics.rows_added(3)
     assert reltuples() == 6
+
+
+_GRADUATE = ("id", "institution_id", "last_name", "first_name", "birth_date", "snils_encrypted", "snils_hash")
+_DOCUMENT = ("id", "institution_id", "graduate_id", "kind", "number", "registration_number", "issued_on")
+
+
+def _document(pk, institution, graduate_id):
+    return (pk, institution.pk, graduate_id, "school_certificate", f"990000{pk:08d}", f"R-{pk}", "2024-06-20")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_checked_set_based_locks_what_it_points_at(school):
+    """With the triggers off, `check` does what they would: it locks the referenced rows until commit."""
+    references = InsertedReferences.load(Graduate, Document, Delivery)
+    assert references is not None  # the suite's role is a superuser
+    assert ("documents_document", "graduate_id", "documents_graduate", "id") in references.keys
+    existing = GraduateFactory(institution=school)
+    other = connection.copy()
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            replica_role(cursor, True)
+            [new] = allocate_ids(Graduate, 1)  # a graduate the batch itself inserts
+            insert_rows(Graduate, _GRADUATE, [(new, school.pk, "Новая", "Анна", "2007-01-02", b"\x01", "h-new")])
+            ids = allocate_ids(Document, 2)
+            insert_rows(Document, _DOCUMENT, [_document(ids[0], school, existing.pk), _document(ids[1], school, new)])
+            references.check(cursor, {"documents_graduate": [new], "documents_document": ids})
+            replica_role(cursor, False)
+            with other.cursor() as elsewhere:
+                elsewhere.execute("SET lock_timeout = '200ms'")
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    elsewhere.execute("DELETE FROM documents_graduate WHERE id = %s", [existing.pk])
+    finally:
+        other.close()
+    assert set(Document.objects.filter(pk__in=ids).values_list("graduate_id", flat=True)) == {existing.pk, new}
+
+
+@pytest.mark.postgres
+def test_a_batch_pointing_at_a_missing_row_is_refused_and_rolled_back(school):
+    references = InsertedReferences.load(Graduate, Document, Delivery)
+    [pk] = allocate_ids(Document, 1)
+
+    with (
+        pytest.raises(IntegrityError, match="graduate_id=987654321"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        replica_role(cursor, True)
+        insert_rows(Document, _DOCUMENT, [_document(pk, school, 987654321)])
+        references.check(cursor, {"documents_document": [pk]})
+
+    assert not Document.objects.filter(pk=pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "origin"
+
+
+@pytest.mark.postgres
+def test_set_based_checks_are_off_when_the_setting_says_so(settings):
+    settings.REGISTRY_SET_BASED_CHECKS = False
+    assert InsertedReferences.load(Graduate, Document, Delivery) is None
