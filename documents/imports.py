@@ -53,7 +53,7 @@ from documents.models import (
     ImportJob,
     ImportJobState,
     ImportRejection,
-    new_verification_code,
+    new_verification_codes,
 )
 from documents.pii import snils_encrypt, snils_lookup_hash
 from documents.services import DocumentData, GraduateData, document_data_errors, graduate_data_errors
@@ -777,11 +777,12 @@ class _BatchImporter:
                 *(getattr(d, f) for f in _DOCUMENT_COMPARED),
             )
 
+        codes = new_verification_codes(len(rows))
+
         def document_rows():
-            for pk, index, row in zip(ids, indexes, rows, strict=True):
+            for pk, index, code, row in zip(ids, indexes, codes, rows, strict=True):
                 d = row.document
                 person = graduates[row.snils_hash]
-                code = new_verification_code()
                 payload = None
                 signature = ""
                 if self.issue:

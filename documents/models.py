@@ -1,3 +1,4 @@
+import base64
 import secrets
 import uuid
 
@@ -15,6 +16,12 @@ from documents.validators import snils_mask
 def new_verification_code() -> str:
     """A random, unguessable code for the QR link; never derived from the number."""
     return secrets.token_urlsafe(16)
+
+
+def new_verification_codes(n: int) -> list[str]:
+    """`n` codes as `new_verification_code` makes them, from one draw of random bytes (bulk issuance)."""
+    raw = secrets.token_bytes(16 * n)
+    return [base64.urlsafe_b64encode(raw[i : i + 16]).rstrip(b"=").decode("ascii") for i in range(0, 16 * n, 16)]
 
 
 class Graduate(models.Model):

@@ -14,7 +14,13 @@ import secrets
 
 from documents.models import Document
 
-STATUS_LIST_BITS = 2**24
+STATUS_LIST_BITS = 2**24  # three random bytes an index: see _random_indexes
+
+
+def _random_indexes(n: int) -> set[int]:
+    """Up to `n` uniform random list indexes, from one draw of random bytes (STATUS_LIST_BITS is 2**24)."""
+    raw = secrets.token_bytes(3 * n)
+    return {int.from_bytes(raw[i : i + 3], "big") for i in range(0, 3 * n, 3)}
 
 
 def status_list_indexes_new(count: int, exclude: frozenset[int] | set[int] = frozenset()) -> list[int]:
@@ -28,7 +34,7 @@ def status_list_indexes_new(count: int, exclude: frozenset[int] | set[int] = fro
     """
     chosen: set[int] = set()
     while len(chosen) < count:
-        candidates = {secrets.randbelow(STATUS_LIST_BITS) for _ in range(count - len(chosen))} - chosen - exclude
+        candidates = _random_indexes(count - len(chosen)) - chosen - exclude
         taken = set(
             Document.objects.filter(status_list_index__any=list(candidates)).values_list("status_list_index", flat=True)
         )

@@ -46,7 +46,7 @@ from documents.models import Delivery, DeliveryAction, DeliveryState, Document, 
 from experiment.models import Experiment, PurgeReport
 from institutions.models import Institution
 from registry.actors import Actor
-from registry.bulk import replica_role, replica_role_allowed
+from registry.bulk import array_literal, replica_role, replica_role_allowed
 from registry.errors import Conflict, NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
@@ -142,8 +142,8 @@ def _in_chunks(ids: list[int]):
         # pick another index, on statistics the purge is making stale).
         return
     if connection.vendor == "postgresql":
-        # One array parameter, however many ids.
-        yield "= ANY(%s)", [list(ids)]
+        # One array parameter, however many ids (a literal: see registry.bulk.array_literal).
+        yield "= ANY(%s::bigint[])", [array_literal(ids)]
         return
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
@@ -448,9 +448,9 @@ class _References:
         ):
             for table, column in pointing:
                 cursor.execute(
-                    f"SELECT {_q(column)} FROM {table} r WHERE {_q(column)} = ANY(%s) "
+                    f"SELECT {_q(column)} FROM {table} r WHERE {_q(column)} = ANY(%s::bigint[]) "
                     f"AND NOT EXISTS (SELECT 1 FROM {_q(referenced)} x WHERE x.{_q('id')} = r.{_q(column)}) LIMIT 1",
-                    [ids],
+                    [array_literal(ids)],
                 )
                 row = cursor.fetchone()
                 if row is not None:

@@ -8,7 +8,6 @@ scheme can change without a flag day.
 
 import base64
 import functools
-import hashlib
 import hmac
 import logging
 import os
@@ -73,10 +72,16 @@ def subkey(purpose: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(master_key())
 
 
+@functools.lru_cache(maxsize=16)
+def _aead(key: bytes) -> AESGCM:
+    """The cipher under `key`, set up once (it holds no per-message state)."""
+    return AESGCM(key)
+
+
 def encrypt(plaintext: bytes, *, purpose: str, associated: bytes = b"") -> bytes:
     """Encrypt with AES-256-GCM under the sub-key for `purpose`."""
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    return _VERSION + nonce + AESGCM(subkey(purpose)).encrypt(nonce, plaintext, associated)
+    return _VERSION + nonce + _aead(subkey(purpose)).encrypt(nonce, plaintext, associated)
 
 
 def decrypt(ciphertext: bytes, *, purpose: str, associated: bytes = b"") -> bytes:
@@ -84,9 +89,9 @@ def decrypt(ciphertext: bytes, *, purpose: str, associated: bytes = b"") -> byte
     if ciphertext[:1] != _VERSION:
         raise ValueError("unknown ciphertext version")
     nonce = ciphertext[1 : 1 + _NONCE_BYTES]
-    return AESGCM(subkey(purpose)).decrypt(nonce, ciphertext[1 + _NONCE_BYTES :], associated)
+    return _aead(subkey(purpose)).decrypt(nonce, ciphertext[1 + _NONCE_BYTES :], associated)
 
 
 def keyed_hash(value: str, *, purpose: str) -> str:
     """Return an HMAC-SHA256 hex digest: equal inputs match, but it cannot be reversed."""
-    return hmac.new(subkey(purpose), value.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(subkey(purpose), value.encode(), "sha256").hex()

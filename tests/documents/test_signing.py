@@ -166,6 +166,20 @@ def test_status_list_indexes_are_random_and_distinct(alice_actor):
     assert sorted(indexes) != list(range(min(indexes), min(indexes) + 3))
     fresh = status_list_indexes_new(50)
     assert len(set(fresh)) == 50 and not set(fresh) & set(indexes)
+    many = status_list_indexes_new(5000)  # drawn from one run of random bytes, three an index
+    assert len(set(many)) == 5000 and all(0 <= i < STATUS_LIST_BITS for i in many)
+    assert max(many) >= STATUS_LIST_BITS * 0.99 and min(many) < STATUS_LIST_BITS * 0.01
+
+
+def test_verification_codes_drawn_in_bulk_look_like_single_ones():
+    import re
+
+    from documents.models import new_verification_code, new_verification_codes
+
+    codes = new_verification_codes(1000)
+    assert len(set(codes)) == 1000
+    shape = re.compile(r"[A-Za-z0-9_-]{22}")
+    assert all(shape.fullmatch(code) for code in [*codes, new_verification_code()])
 
 
 def test_private_key_is_stored_encrypted_and_bound_to_its_row(school, other_school):

@@ -4,7 +4,14 @@ import pytest
 from django.db import IntegrityError, OperationalError, connection, transaction
 
 from documents.models import Delivery, Document, Graduate
-from registry.bulk import InsertedReferences, PlannerStatistics, allocate_ids, insert_rows, replica_role
+from registry.bulk import (
+    InsertedReferences,
+    PlannerStatistics,
+    allocate_ids,
+    array_literal,
+    insert_rows,
+    replica_role,
+)
 from tests.factories import DocumentFactory, GraduateFactory
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +154,12 @@ def test_a_batch_pointing_at_a_missing_row_is_refused_and_rolled_back(school):
 def test_set_based_checks_are_off_when_the_setting_says_so(settings):
     settings.REGISTRY_SET_BASED_CHECKS = False
     assert InsertedReferences.load(Graduate, Document, Delivery) is None
+
+
+@pytest.mark.postgres
+def test_array_literals_round_trip_through_postgresql():
+    texts = ['a"b', "back\\slash", "comma, and {braces}", "", "NULL", "Ёлкина 'quoted'"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[], %s::bigint[]", [array_literal(texts), array_literal([3, -1, 2**40])])
+        assert cursor.fetchone() == (texts, [3, -1, 2**40])
+    assert array_literal([1, "1"]) is None
