@@ -8,6 +8,7 @@ back) and `insert_rows` writes plain value tuples: a `COPY` on PostgreSQL, a
 `bulk_create` elsewhere.
 """
 
+import itertools
 import json
 import logging
 import os
@@ -49,8 +50,11 @@ def allocate_ids(model, n: int) -> list[int]:
     pk_column = model._meta.pk.column
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # The sequence's name is resolved once, not per value (a catalogue look-up
+            # each: it took four fifths of the statement's time).
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk_column, n]
+                "SELECT nextval((SELECT pg_get_serial_sequence(%s, %s)::regclass)) FROM generate_series(1, %s)",
+                [table, pk_column, n],
             )
             return sorted(r[0] for r in cursor.fetchall())
         quoted, column = connection.ops.quote_name(table), connection.ops.quote_name(pk_column)
@@ -310,7 +314,7 @@ class InsertedReferences:
                 "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid "
                 "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
                 "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
-                "WHERE c.contype = 'f' AND c.conrelid = ANY(%s::regclass[]) ORDER BY c.conname",
+                "WHERE c.contype = 'f' AND c.conrelid = ANY(%s::regclass[]) ORDER BY t.relname, c.conname",
                 [tables],
             )
             found = cursor.fetchall()
@@ -322,32 +326,43 @@ class InsertedReferences:
     def check(self, cursor, inserted: dict[str, list[int]]) -> None:
         """Lock what the rows `inserted` (table -> primary keys) refer to; raise IntegrityError if any is missing.
 
-        A referenced row inserted by this same batch (listed in `inserted`) exists
-        and no one else can see it yet: it is neither looked up nor locked.
+        One statement per inserted table collects the values of all its keys, one
+        per referenced table finds and locks them. A referenced row inserted by this
+        same batch (listed in `inserted`) exists and no one else can see it yet: it
+        is neither looked up nor locked.
         """
         q = connection.ops.quote_name
-        for table, column, referenced, ref in self.keys:
+        wanted: dict[tuple[str, str], set] = {}  # (referenced table, column) -> values
+        pointing: dict[tuple[str, str], list[str]] = {}  # the same -> "table.column" pointing there
+        for table, keys in itertools.groupby(self.keys, key=lambda key: key[0]):
+            keys = list(keys)
             ids = inserted.get(table)
             if not ids:
                 continue
-            own = inserted.get(referenced) if ref == self.pk_of.get(referenced) else None
-            pk = self.pk_of[table]
-            params = [array_literal(ids)]
-            not_own = ""
-            if own:
-                not_own = f"AND t.{q(column)} <> ALL(%s::bigint[]) "
-                params.append(array_literal(own))
-            cursor.execute(
-                f"WITH v AS MATERIALIZED (SELECT DISTINCT t.{q(column)} AS k FROM {q(table)} t "  # noqa: S608
-                f"WHERE t.{q(pk)} = ANY(%s::bigint[]) AND t.{q(column)} IS NOT NULL {not_own}), "
-                f"l AS (SELECT x.{q(ref)} AS k FROM {q(referenced)} x WHERE x.{q(ref)} IN (SELECT k FROM v) "
-                "FOR KEY SHARE OF x) "
-                "SELECT k FROM v WHERE k NOT IN (SELECT k FROM l) LIMIT 1",
-                params,
+            columns = ", ".join(
+                f"array_agg(DISTINCT {q(column)}) FILTER (WHERE {q(column)} IS NOT NULL)" for _, column, _, _ in keys
             )
-            row = cursor.fetchone()
-            if row is not None:
+            cursor.execute(
+                f"SELECT {columns} FROM {q(table)} WHERE {q(self.pk_of[table])} = ANY(%s::bigint[])",  # noqa: S608
+                [array_literal(ids)],
+            )
+            for (_, column, referenced, ref), values in zip(keys, cursor.fetchone(), strict=True):
+                own = inserted.get(referenced, ()) if ref == self.pk_of.get(referenced) else ()
+                wanted.setdefault((referenced, ref), set()).update(set(values or ()) - set(own))
+                pointing.setdefault((referenced, ref), []).append(f"{table}.{column}")
+        for (referenced, ref), values in wanted.items():
+            if not values:
+                continue
+            literal = array_literal(sorted(values))
+            array_type = "text[]" if isinstance(next(iter(values)), str) else "bigint[]"
+            cursor.execute(
+                f"SELECT {q(ref)} FROM {q(referenced)} "  # noqa: S608
+                f"WHERE {q(ref)} = ANY(%s{'::' + array_type if literal is not None else ''}) FOR KEY SHARE",
+                [literal if literal is not None else list(values)],
+            )
+            missing = values - {row[0] for row in cursor.fetchall()}
+            if missing:
                 raise IntegrityError(
-                    f'insert or update on table "{table}" violates foreign key: {column}={row[0]} '
+                    f"insert violates a foreign key: {', '.join(pointing[referenced, ref])} = {min(missing)} "
                     f'is not present in table "{referenced}"'
                 )
