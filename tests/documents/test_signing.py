@@ -16,9 +16,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.utils import timezone
 
-from documents.signing import build_payload, sign_payload, signature_is_valid, signed_form
+from documents.signing import b64url, build_payload, sign_payload, signature_is_valid, signed_form
 from documents.status_list import STATUS_LIST_BITS, status_list_indexes_new
-from institutions.keys import private_key_for, signing_key_current, signing_key_revoke, signing_key_rotate
+from institutions.keys import (
+    private_key_for,
+    public_key_for,
+    signing_key_current,
+    signing_key_revoke,
+    signing_key_rotate,
+)
 from institutions.models import SigningKey
 from tests.documents.issuing import SNILS_DIGITS, SNILS_FORMATTED, issue
 
@@ -95,8 +101,19 @@ def test_wrong_key_fails(alice_actor, other_school):
 
 def test_garbage_signature_is_invalid_not_an_error(alice_actor):
     document = issue(alice_actor)
-    for junk in ("", "!!!", "a" * 86, "Ж"):
+    real = b64url_decode(document.signature)
+    for junk in ("", "!!!", "a" * 86, "Ж", b64url(real[:63]), b64url(real + b"\0"), None):
         assert not signature_is_valid(document.signed_payload, junk, document.signing_key)
+    assert signature_is_valid(document.signed_payload, document.signature, document.signing_key)
+
+
+def test_a_signature_made_by_cryptography_verifies(alice_actor):
+    """Signing and checking use libsodium; any other Ed25519 must agree with them."""
+    document = issue(alice_actor)
+    key = document.signing_key
+    other = b64url(private_key_for(key).sign(rfc8785.dumps(document.signed_payload)))
+    assert other == document.signature and signature_is_valid(document.signed_payload, other, key)
+    public_key_for(key).verify(b64url_decode(document.signature), rfc8785.dumps(document.signed_payload))
 
 
 def test_sign_payload_matches_raw_ed25519_over_reference_bytes(alice_actor, school):
