@@ -75,9 +75,10 @@ def array_literal(values: Iterable) -> str | None:
     placeholder to the array type the values need (bigint[] or text[]).
     """
     values = values if isinstance(values, list | tuple) else list(values)
-    if all(type(value) is int for value in values):
+    types = set(map(type, values))
+    if types <= {int}:
         return "{" + ",".join(map(str, values)) + "}"
-    if all(type(value) is str for value in values):
+    if types == {str}:
         return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
     return None
 
