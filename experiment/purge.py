@@ -31,9 +31,11 @@ memory first; here only one batch's ids ever reach Python.
 """
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -135,7 +137,13 @@ def _col(model, name: str) -> str:
     return _q(model._meta.get_field(name).column)
 
 
-def _in_chunks(ids: list[int]):
+@functools.lru_cache(maxsize=4)
+def _ids_literal(ids: tuple[int, ...]) -> str:
+    """A batch's ids as one array literal, built once for the batch's several statements."""
+    return array_literal(ids)
+
+
+def _in_chunks(ids: Sequence[int]):
     """Yield (SQL condition on a column, params) covering `ids` in as few statements as the database allows."""
     if not ids:
         # Nothing to do; and a statement over no ids can still scan (its plan may
@@ -143,7 +151,7 @@ def _in_chunks(ids: list[int]):
         return
     if connection.vendor == "postgresql":
         # One array parameter, however many ids (a literal: see registry.bulk.array_literal).
-        yield "= ANY(%s::bigint[])", [array_literal(ids)]
+        yield "= ANY(%s::bigint[])", [_ids_literal(tuple(ids))]
         return
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
@@ -251,7 +259,7 @@ def _other_relations(model, *, handled: set) -> list:
     return relations
 
 
-def _clear_relations(cursor, relations: list, ids: list[int]) -> None:
+def _clear_relations(cursor, relations: list, ids: Sequence[int]) -> None:
     """Apply the relations' on_delete to the rows pointing at `ids` (about to be deleted)."""
     for rel in relations:
         table, column = _table(rel.related_model), _q(rel.field.column)
@@ -333,7 +341,7 @@ def _withdrawals_queue(placements: dict[int | None, list[str]], now) -> int:
     return sum(len(ids) for ids in placements.values())
 
 
-def _deliveries_delete(cursor, document_ids: list[int]) -> tuple[int, dict[int | None, list[str]]]:
+def _deliveries_delete(cursor, document_ids: Sequence[int]) -> tuple[int, dict[int | None, list[str]]]:
     """Delete every delivery of the documents; return (how many, {institution id: portal ids to withdraw}).
 
     One DELETE … RETURNING through the deliveries' document index (SQLite 3.35+ has
@@ -349,28 +357,21 @@ def _deliveries_delete(cursor, document_ids: list[int]) -> tuple[int, dict[int |
     for condition, params in _in_chunks(document_ids):
         cursor.execute(f"DELETE FROM {dlv} WHERE {d_doc} {condition} RETURNING {columns}", params)
         rows += cursor.fetchall()
-    withdrawn = {
-        document_id
-        for _, action, state, document_id, *_ in rows
-        if action == DeliveryAction.WITHDRAW and state == DeliveryState.DONE
-    }
+    publish, withdraw, done = str(DeliveryAction.PUBLISH), str(DeliveryAction.WITHDRAW), str(DeliveryState.DONE)
+    withdrawn = {row[3] for row in rows if row[1] == withdraw and row[2] == done}
     live: dict[int, tuple] = {}
     for pk, action, state, document_id, portal_id, institution_id in rows:
-        if (
-            action == DeliveryAction.PUBLISH
-            and state == DeliveryState.DONE
-            and portal_id
-            and document_id not in withdrawn
-            and pk > live.get(document_id, (0,))[0]
-        ):
-            live[document_id] = (pk, portal_id, institution_id)
+        if action == publish and state == done and portal_id and document_id not in withdrawn:
+            last = live.get(document_id)
+            if last is None or pk > last[0]:
+                live[document_id] = (pk, portal_id, institution_id)
     placements: dict[int | None, list[str]] = {}
     for _pk, portal_id, institution_id in sorted(live.values()):
         placements.setdefault(institution_id, []).append(portal_id)
     return len(rows), placements
 
 
-def _delete_ids(cursor, table: str, ids: list[int]) -> int:
+def _delete_ids(cursor, table: str, ids: Sequence[int]) -> int:
     deleted = 0
     for condition, params in _in_chunks(ids):
         cursor.execute(f"DELETE FROM {table} WHERE {_q('id')} {condition}", params)
@@ -441,7 +442,7 @@ class _References:
                 pointing[referenced].append((table, column))
         return cls(pointing[Document._meta.db_table], pointing[Graduate._meta.db_table])
 
-    def check(self, cursor, document_ids: list[int], graduate_ids: list[int]) -> None:
+    def check(self, cursor, document_ids: Sequence[int], graduate_ids: Sequence[int]) -> None:
         """Raise IntegrityError (rolling the batch back) if a row still points at a deleted one.
 
         `graduate_ids` are the batch's graduates, deleted or kept: a kept one still
@@ -455,7 +456,7 @@ class _References:
                 cursor.execute(
                     f"SELECT {_q(column)} FROM {table} r WHERE {_q(column)} = ANY(%s::bigint[]) "
                     f"AND NOT EXISTS (SELECT 1 FROM {_q(referenced)} x WHERE x.{_q('id')} = r.{_q(column)}) LIMIT 1",
-                    [array_literal(ids)],
+                    [_ids_literal(tuple(ids))],
                 )
                 row = cursor.fetchone()
                 if row is not None:
@@ -514,8 +515,8 @@ def _purge_batch(
         if references is not None:
             # See _References: this batch's foreign keys are checked set-based below.
             replica_role(cursor, True)
-        document_ids = [row[0] for row in rows]
-        graduate_ids = sorted({row[1] for row in rows})
+        document_ids = tuple(row[0] for row in rows)
+        graduate_ids = tuple(sorted({row[1] for row in rows}))
         by_institution = Counter(row[2] for row in rows)
         by_document = Counter(row[3] for row in rows)
         del rows
@@ -547,7 +548,7 @@ def _purge_batch(
     return _Batch(report=report, last_id=document_ids[-1])
 
 
-def _graduates_delete(cursor, graduate_ids: list[int], relations: list) -> int:
+def _graduates_delete(cursor, graduate_ids: Sequence[int], relations: list) -> int:
     """Delete those of `graduate_ids` left with no document at all; return how many."""
     grad, doc, d_grad, pk = _table(Graduate), _table(Document), _col(Document, "graduate"), _q("id")
     orphan = f"NOT EXISTS (SELECT 1 FROM {doc} o WHERE o.{d_grad} = g.{pk})"
