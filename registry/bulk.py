@@ -285,9 +285,9 @@ class InsertedReferences:
     also locks the referenced row. An imported document has six keys, its delivery
     two, its graduate one: at commit those checks cost a batch more than its COPYs.
     Where `replica_role_allowed`, a batch switches the triggers off for its inserts
-    (`replica_role`) and then calls `check`: one statement per key over the whole
-    batch, which finds every referenced row and locks it FOR KEY SHARE, as the
-    trigger would. So a concurrent delete of a referenced row (the purge of a
+    (`replica_role`) and then calls `check`: a statement per inserted table and one
+    per referenced table, over the whole batch, which find every referenced row and
+    lock it FOR KEY SHARE (in key order), as the trigger would. So a concurrent delete of a referenced row (the purge of a
     graduate) waits for this batch and then sees its rows, and a row that is missing
     raises IntegrityError, rolling the batch back with nothing stored.
 
