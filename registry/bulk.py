@@ -287,9 +287,10 @@ class InsertedReferences:
     Where `replica_role_allowed`, a batch switches the triggers off for its inserts
     (`replica_role`) and then calls `check`: a statement per inserted table and one
     per referenced table, over the whole batch, which find every referenced row and
-    lock it FOR KEY SHARE (in key order), as the trigger would. So a concurrent delete of a referenced row (the purge of a
-    graduate) waits for this batch and then sees its rows, and a row that is missing
-    raises IntegrityError, rolling the batch back with nothing stored.
+    lock it FOR KEY SHARE (in key order), as the trigger would. So a concurrent
+    delete of a referenced row (the purge of a graduate) waits for this batch and
+    then sees its rows, and a row that is missing raises IntegrityError, rolling the
+    batch back with nothing stored.
 
     The keys are read from the catalogue, so a key a later migration adds is checked
     too; with a key over several columns, or REGISTRY_SET_BASED_CHECKS=0, `load`
