@@ -48,7 +48,7 @@ from documents.models import Delivery, DeliveryAction, DeliveryState, Document, 
 from experiment.models import Experiment, PurgeReport
 from institutions.models import Institution
 from registry.actors import Actor
-from registry.bulk import array_literal, insert_rows, replica_role, replica_role_allowed
+from registry.bulk import array_literal, insert_rows, replica_role, set_based_checks_allowed
 from registry.errors import Conflict, NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
@@ -412,14 +412,12 @@ class _References:
     @classmethod
     def load(cls, relations: tuple) -> "_References | None":
         """Read the keys once per run; `relations` as experiment_purge computes them."""
-        if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_SET_BASED_CHECKS", True):
-            return None
         document_relations, graduate_relations = relations
         tables = [Document._meta.db_table, Graduate._meta.db_table, Delivery._meta.db_table]
         tables += [rel.related_model._meta.db_table for rel in document_relations + graduate_relations]
+        if not set_based_checks_allowed(tables):
+            return None
         with connection.cursor() as cursor:
-            if not replica_role_allowed(cursor, tables):
-                return None
             cursor.execute(
                 "SELECT c.confrelid::regclass::text, c.conrelid::regclass::text, a.attname, "
                 "cardinality(c.conkey) FROM pg_constraint c "

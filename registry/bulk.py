@@ -30,6 +30,7 @@ __all__ = [
     "insert_rows",
     "replica_role",
     "replica_role_allowed",
+    "set_based_checks_allowed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -272,6 +273,19 @@ def replica_role_allowed(cursor, tables: Sequence[str]) -> bool:
     return not cursor.fetchone()[0]
 
 
+def set_based_checks_allowed(tables: Sequence[str]) -> bool:
+    """Whether a bulk job may check the foreign keys of `tables` per batch, triggers off.
+
+    On PostgreSQL, with REGISTRY_SET_BASED_CHECKS on, where `replica_role_allowed`.
+    """
+    from django.conf import settings
+
+    if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_SET_BASED_CHECKS", True):
+        return False
+    with connection.cursor() as cursor:
+        return replica_role_allowed(cursor, tables)
+
+
 def replica_role(cursor, on: bool) -> None:
     """Switch the per-row triggers off (`on`) or back on, until the transaction ends at the latest."""
     cursor.execute("SELECT set_config('session_replication_role', %s, true)", ["replica" if on else "origin"])
@@ -303,14 +317,10 @@ class InsertedReferences:
 
     @classmethod
     def load(cls, *models) -> "InsertedReferences | None":
-        from django.conf import settings
-
-        if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_SET_BASED_CHECKS", True):
-            return None
         tables = [model._meta.db_table for model in models]
+        if not set_based_checks_allowed(tables):
+            return None
         with connection.cursor() as cursor:
-            if not replica_role_allowed(cursor, tables):
-                return None
             cursor.execute(
                 "SELECT t.relname, a.attname, r.relname, ra.attname, cardinality(c.conkey) FROM pg_constraint c "
                 "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid "
