@@ -32,6 +32,7 @@ memory first; here only one batch's ids ever reach Python.
 
 import datetime as dt
 import functools
+import itertools
 import logging
 import time
 from collections import Counter
@@ -48,7 +49,7 @@ from documents.models import Delivery, DeliveryAction, DeliveryState, Document, 
 from experiment.models import Experiment, PurgeReport
 from institutions.models import Institution
 from registry.actors import Actor
-from registry.bulk import array_literal, insert_rows, replica_role, set_based_checks_allowed
+from registry.bulk import array_param, insert_rows, replica_role, set_based_keys
 from registry.errors import Conflict, NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
@@ -138,9 +139,9 @@ def _col(model, name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _ids_literal(ids: tuple[int, ...]) -> str:
-    """A batch's ids as one array literal, built once for the batch's several statements."""
-    return array_literal(ids)
+def _ids_param(ids: tuple[int, ...]) -> tuple[str, object]:
+    """A batch's ids as one array parameter (registry.bulk.array_param), built once for its several statements."""
+    return array_param(ids)
 
 
 def _in_chunks(ids: Sequence[int]):
@@ -150,8 +151,9 @@ def _in_chunks(ids: Sequence[int]):
         # pick another index, on statistics the purge is making stale).
         return
     if connection.vendor == "postgresql":
-        # One array parameter, however many ids (a literal: see registry.bulk.array_literal).
-        yield "= ANY(%s::bigint[])", [_ids_literal(tuple(ids))]
+        # One array parameter, however many ids.
+        placeholder, param = _ids_param(tuple(ids))
+        yield f"= ANY({placeholder})", [param]
         return
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
@@ -400,7 +402,8 @@ class _References:
     triggers enforce is checked, including any a later migration adds. The fast path
     is off (triggers as usual) when the role lacks the privilege, when a table the
     purge writes has a trigger of its own (replica mode would silence it), when a key
-    spans several columns, or with REGISTRY_SET_BASED_CHECKS=0. The import does the same for its inserts
+    spans several columns, or with REGISTRY_SET_BASED_CHECKS=0 (see
+    registry.bulk.set_based_keys). The import does the same for its inserts
     (registry.bulk.InsertedReferences), locking what its rows refer to, so the two
     never leave a reference behind between them.
     """
@@ -415,19 +418,8 @@ class _References:
         document_relations, graduate_relations = relations
         tables = [Document._meta.db_table, Graduate._meta.db_table, Delivery._meta.db_table]
         tables += [rel.related_model._meta.db_table for rel in document_relations + graduate_relations]
-        if not set_based_checks_allowed(tables):
-            return None
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT c.confrelid::regclass::text, c.conrelid::regclass::text, a.attname, "
-                "cardinality(c.conkey) FROM pg_constraint c "
-                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-                "WHERE c.contype = 'f' AND c.confrelid = ANY(%s::regclass[])",
-                [[Document._meta.db_table, Graduate._meta.db_table]],
-            )
-            keys = cursor.fetchall()
-        # regclass's text is the table's name as SQL needs it (quoted where it must be).
-        if any(columns != 1 for *_, columns in keys):
+        keys = set_based_keys(tables, [Document._meta.db_table, Graduate._meta.db_table], pointing_at=True)
+        if keys is None:
             return None
         # Cleared by the batch after it deleted the documents, so they cannot point at
         # them any more (see _purge_batch): not checked again. Nothing clears what
@@ -435,7 +427,7 @@ class _References:
         handled = {(Delivery._meta.db_table, Delivery._meta.get_field("document").column)}
         handled |= {(rel.related_model._meta.db_table, rel.field.column) for rel in document_relations}
         pointing = {Document._meta.db_table: [], Graduate._meta.db_table: []}
-        for referenced, table, column, _columns in keys:
+        for table, column, referenced, _column, _columns in keys:
             if referenced == Graduate._meta.db_table or (table, column) not in handled:
                 pointing[referenced].append((table, column))
         return cls(pointing[Document._meta.db_table], pointing[Graduate._meta.db_table])
@@ -450,11 +442,11 @@ class _References:
             (self.documents, document_ids, Document._meta.db_table),
             (self.graduates, graduate_ids, Graduate._meta.db_table),
         ):
-            for table, column in pointing:
+            for (table, column), (condition, params) in itertools.product(pointing, _in_chunks(ids)):
                 cursor.execute(
-                    f"SELECT {_q(column)} FROM {table} r WHERE {_q(column)} = ANY(%s::bigint[]) "
+                    f"SELECT {_q(column)} FROM {_q(table)} r WHERE {_q(column)} {condition} "
                     f"AND NOT EXISTS (SELECT 1 FROM {_q(referenced)} x WHERE x.{_q('id')} = r.{_q(column)}) LIMIT 1",
-                    [_ids_literal(tuple(ids))],
+                    params,
                 )
                 row = cursor.fetchone()
                 if row is not None:

@@ -27,10 +27,11 @@ __all__ = [
     "PlannerStatistics",
     "allocate_ids",
     "array_literal",
+    "array_param",
     "insert_rows",
     "replica_role",
     "replica_role_allowed",
-    "set_based_checks_allowed",
+    "set_based_keys",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,19 @@ def array_literal(values: Iterable) -> str | None:
     if types == {str}:
         return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
     return None
+
+
+def array_param(values: Iterable) -> tuple[str, object]:
+    """(placeholder, parameter) for an array of `values`, e.g. `f"col = ANY({placeholder})"`.
+
+    An array literal cast to bigint[] or text[] when the values allow (see
+    `array_literal`), else the list itself for psycopg to adapt.
+    """
+    values = values if isinstance(values, list | tuple) else list(values)
+    literal = array_literal(values)
+    if literal is None:
+        return "%s", list(values)
+    return ("%s::text[]" if values and isinstance(values[0], str) else "%s::bigint[]"), literal
 
 
 class _Uuid4s:
@@ -200,11 +214,8 @@ class AnyOf(Lookup):
         if not values:
             raise EmptyResultSet
         if connection.vendor == "postgresql":
-            literal = array_literal(values)
-            if literal is None:
-                return f"{lhs} = ANY(%s)", [*lhs_params, values]
-            array_type = "text[]" if isinstance(values[0], str) else "bigint[]"
-            return f"{lhs} = ANY(%s::{array_type})", [*lhs_params, literal]
+            placeholder, param = array_param(values)
+            return f"{lhs} = ANY({placeholder})", [*lhs_params, param]
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
 
 
@@ -273,17 +284,33 @@ def replica_role_allowed(cursor, tables: Sequence[str]) -> bool:
     return not cursor.fetchone()[0]
 
 
-def set_based_checks_allowed(tables: Sequence[str]) -> bool:
-    """Whether a bulk job may check the foreign keys of `tables` per batch, triggers off.
+def set_based_keys(written: Sequence[str], keys_of: Sequence[str], *, pointing_at: bool = False) -> list | None:
+    """The foreign keys a bulk job writing `written` may check itself, per batch, with the triggers off.
 
-    On PostgreSQL, with REGISTRY_SET_BASED_CHECKS on, where `replica_role_allowed`.
+    The keys from the tables `keys_of` (with `pointing_at`, those into them), as
+    rows of (table, column, referenced table, referenced column, 1), names as the
+    catalogue holds them (unquoted). None, and the triggers stay on, unless on
+    PostgreSQL with REGISTRY_SET_BASED_CHECKS on, where `replica_role_allowed` on
+    `written`, and with every key on one column.
     """
     from django.conf import settings
 
     if connection.vendor != "postgresql" or not getattr(settings, "REGISTRY_SET_BASED_CHECKS", True):
-        return False
+        return None
+    side = "c.confrelid" if pointing_at else "c.conrelid"
     with connection.cursor() as cursor:
-        return replica_role_allowed(cursor, tables)
+        if not replica_role_allowed(cursor, written):
+            return None
+        cursor.execute(
+            "SELECT t.relname, a.attname, r.relname, ra.attname, cardinality(c.conkey) FROM pg_constraint c "  # noqa: S608
+            "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
+            f"WHERE c.contype = 'f' AND {side} = ANY(%s::regclass[]) ORDER BY t.relname, c.conname",
+            [list(keys_of)],
+        )
+        keys = cursor.fetchall()
+    return None if any(columns != 1 for *_, columns in keys) else keys
 
 
 def replica_role(cursor, on: bool) -> None:
@@ -318,19 +345,8 @@ class InsertedReferences:
     @classmethod
     def load(cls, *models) -> "InsertedReferences | None":
         tables = [model._meta.db_table for model in models]
-        if not set_based_checks_allowed(tables):
-            return None
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT t.relname, a.attname, r.relname, ra.attname, cardinality(c.conkey) FROM pg_constraint c "
-                "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid "
-                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-                "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
-                "WHERE c.contype = 'f' AND c.conrelid = ANY(%s::regclass[]) ORDER BY t.relname, c.conname",
-                [tables],
-            )
-            found = cursor.fetchall()
-        if any(columns != 1 for *_, columns in found):
+        found = set_based_keys(tables, tables)
+        if found is None:
             return None
         pk_of = {model._meta.db_table: model._meta.pk.column for model in models}
         return cls([(table, column, referenced, ref) for table, column, referenced, ref, _ in found], pk_of)
@@ -354,9 +370,10 @@ class InsertedReferences:
             columns = ", ".join(
                 f"array_agg(DISTINCT {q(column)}) FILTER (WHERE {q(column)} IS NOT NULL)" for _, column, _, _ in keys
             )
+            placeholder, param = array_param(ids)
             cursor.execute(
-                f"SELECT {columns} FROM {q(table)} WHERE {q(self.pk_of[table])} = ANY(%s::bigint[])",  # noqa: S608
-                [array_literal(ids)],
+                f"SELECT {columns} FROM {q(table)} WHERE {q(self.pk_of[table])} = ANY({placeholder})",  # noqa: S608
+                [param],
             )
             for (_, column, referenced, ref), values in zip(keys, cursor.fetchone(), strict=True):
                 own = inserted.get(referenced, ()) if ref == self.pk_of.get(referenced) else ()
@@ -365,12 +382,10 @@ class InsertedReferences:
         for (referenced, ref), values in wanted.items():
             if not values:
                 continue
-            literal = array_literal(sorted(values))
-            array_type = "text[]" if isinstance(next(iter(values)), str) else "bigint[]"
+            placeholder, param = array_param(sorted(values))
             cursor.execute(
-                f"SELECT {q(ref)} FROM {q(referenced)} "  # noqa: S608
-                f"WHERE {q(ref)} = ANY(%s{'::' + array_type if literal is not None else ''}) FOR KEY SHARE",
-                [literal if literal is not None else list(values)],
+                f"SELECT {q(ref)} FROM {q(referenced)} WHERE {q(ref)} = ANY({placeholder}) FOR KEY SHARE",  # noqa: S608
+                [param],
             )
             missing = values - {row[0] for row in cursor.fetchall()}
             if missing:
