@@ -15,11 +15,11 @@ from documents.validators import snils_mask
 
 def new_verification_code() -> str:
     """A random, unguessable code for the QR link; never derived from the number."""
-    return secrets.token_urlsafe(16)
+    return new_verification_codes(1)[0]
 
 
 def new_verification_codes(n: int) -> list[str]:
-    """`n` codes as `new_verification_code` makes them, from one draw of random bytes (bulk issuance)."""
+    """`n` codes (128 random bits each, base64url), from one draw of random bytes (bulk issuance)."""
     raw = secrets.token_bytes(16 * n)
     return [base64.urlsafe_b64encode(raw[i : i + 16]).rstrip(b"=").decode("ascii") for i in range(0, 16 * n, 16)]
 

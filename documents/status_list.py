@@ -14,13 +14,16 @@ import secrets
 
 from documents.models import Document
 
-STATUS_LIST_BITS = 2**24  # three random bytes an index: see _random_indexes
+# An index is three random bytes, so the list holds 2**24 bits and every index is
+# equally likely.
+_INDEX_BYTES = 3
+STATUS_LIST_BITS = 1 << (8 * _INDEX_BYTES)
 
 
 def _random_indexes(n: int) -> set[int]:
-    """Up to `n` uniform random list indexes, from one draw of random bytes (STATUS_LIST_BITS is 2**24)."""
-    raw = secrets.token_bytes(3 * n)
-    return {int.from_bytes(raw[i : i + 3], "big") for i in range(0, 3 * n, 3)}
+    """Up to `n` uniform random list indexes, from one draw of random bytes."""
+    raw = secrets.token_bytes(_INDEX_BYTES * n)
+    return {int.from_bytes(raw[i : i + _INDEX_BYTES], "big") for i in range(0, len(raw), _INDEX_BYTES)}
 
 
 def status_list_indexes_new(count: int, exclude: frozenset[int] | set[int] = frozenset()) -> list[int]:
