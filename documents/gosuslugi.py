@@ -9,10 +9,8 @@ and the outbox decides from the type alone:
 
 One client per process is reused for every call (keep-alive connections matter
 more to throughput than anything else here). Over the network it is libcurl
-(pycurl), a handle per thread: a call costs a worker 0.19 ms of CPU against
-urllib3's 0.63 and httpx's 0.70 (a publish, measured against the emulator), and a
-Celery worker spends most of its time in these calls. With `GOSUSLUGI_URL` empty and the emulator mounted,
-the client calls the portal's own WSGI app in-process through httpx's WSGI
+(`_NetworkClient`). With `GOSUSLUGI_URL` empty and the emulator mounted, the
+client calls the portal's own WSGI app in-process through httpx's WSGI
 transport, so the embedded portal delivers with no server listening.
 """
 
