@@ -18,7 +18,8 @@ Drafts carry no experiment (a document joins one when it is issued), so a purge
 leaves them alone, like every other non-experimental document.
 
 Bounded batches, each its own short transaction, over the first N ids left
-(`experiment_id = X AND id > last`, read once; every other statement of the batch
+(`experiment_id = X AND id > last`, deleted as one range of the (experiment_id, id)
+index, whose RETURNING gives the batch's ids; every other statement of the batch
 works on those ids through a primary key or an FK index): a run
 killed half-way has committed whole batches only, and the next run continues where
 it stopped. The open PurgeReport (finished_at empty) is the progress record; it is
@@ -473,9 +474,10 @@ def _purge_batch(
 ) -> _Batch | None:
     """Purge the experiment's next `batch_size` documents with ids above `after`; None when none are left.
 
-    A fixed handful of statements per batch, each by primary key or an FK index on
-    the batch's ids (read once, in the first statement): no statement joins or
-    hashes a whole table, so a batch's time grows with its size only.
+    A fixed handful of statements per batch: the documents' DELETE walks a range of
+    the (experiment, id) index and returns the batch's ids, and every later one goes
+    by primary key or an FK index on those ids. No statement joins or hashes a whole
+    table, so a batch's time grows with its size only.
     """
     document_relations, graduate_relations = relations
     with transaction.atomic(), connection.cursor() as cursor:
@@ -488,26 +490,18 @@ def _purge_batch(
         # Serialises concurrent runs of the same purge: the second waits, then sees
         # the first one's batch gone.
         report = PurgeReport.objects.select_for_update().get(pk=report_id)
-        # `after` skips the index entries of the batches already deleted in this run,
-        # which stay in the index until vacuum; a new run starts from 0 and so picks
-        # up anything an interrupted run left.
-        d_kind, i_kind = _col(Document, "kind"), _col(Institution, "kind")
-        cursor.execute(
-            f"SELECT d.{_q('id')}, d.{_col(Document, 'graduate')}, i.{i_kind}, d.{d_kind} "
-            f"FROM {_table(Document)} d JOIN {_table(Institution)} i "
-            f"ON i.{_q('id')} = d.{_col(Document, 'institution')} "
-            f"WHERE d.{_col(Document, 'experiment')} = %s AND d.{_q('id')} > %s ORDER BY d.{_q('id')} LIMIT %s",
-            [experiment.pk, after, batch_size],
-        )
-        rows = cursor.fetchall()
-        if not rows:
-            return None
         if references is not None:
             # See _References: this batch's foreign keys are checked set-based below.
             replica_role(cursor, True)
-        document_ids = tuple(row[0] for row in rows)
+        rows = _documents_delete(cursor, experiment_id=experiment.pk, after=after, batch_size=batch_size)
+        if not rows:
+            if references is not None:
+                replica_role(cursor, False)
+            return None
+        document_ids = tuple(sorted(row[0] for row in rows))
         graduate_ids = tuple(sorted({row[1] for row in rows}))
-        by_institution = Counter(row[2] for row in rows)
+        kinds = dict(Institution.objects.filter(pk__in={row[2] for row in rows}).values_list("pk", "kind"))
+        by_institution = Counter(kinds[row[2]] for row in rows)
         by_document = Counter(row[3] for row in rows)
         del rows
 
@@ -516,7 +510,7 @@ def _purge_batch(
         # the deleted one and then fails its own foreign-key check. So no reference
         # is left behind, whether the foreign keys are checked per row (deferred, at
         # commit) or by _References.
-        documents = _delete_ids(cursor, _table(Document), document_ids)
+        documents = len(document_ids)
         deliveries, placements = _deliveries_delete(cursor, document_ids)
         withdrawals = _withdrawals_queue(placements, timezone.now())
         _clear_relations(cursor, document_relations, document_ids)
@@ -536,6 +530,30 @@ def _purge_batch(
         report.by_document_kind = dict(Counter(report.by_document_kind) + by_document)
         report.save()
     return _Batch(report=report, last_id=document_ids[-1])
+
+
+def _documents_delete(cursor, *, experiment_id: int, after: int, batch_size: int) -> list[tuple]:
+    """Delete the experiment's next `batch_size` documents with ids above `after`.
+
+    Returns (id, graduate id, institution id, kind) of each. The batch's last id is
+    read first, from the (experiment, id) index alone; the DELETE then walks that
+    index over the range, so it neither reads the rows twice nor looks each one up
+    by primary key. `after` skips the index entries of the batches already deleted
+    in this run, which stay in the index until vacuum; a new run starts from 0 and
+    so picks up anything an interrupted run left.
+    """
+    doc, pk, exp = _table(Document), _q("id"), _col(Document, "experiment")
+    cursor.execute(
+        f"SELECT {pk} FROM {doc} WHERE {exp} = %s AND {pk} > %s ORDER BY {pk} LIMIT 1 OFFSET %s",
+        [experiment_id, after, batch_size - 1],
+    )
+    last = cursor.fetchone()
+    where, params = f"{exp} = %s AND {pk} > %s", [experiment_id, after]
+    if last is not None:
+        where, params = where + f" AND {pk} <= %s", [*params, last[0]]
+    returning = f"{pk}, {_col(Document, 'graduate')}, {_col(Document, 'institution')}, {_col(Document, 'kind')}"
+    cursor.execute(f"DELETE FROM {doc} WHERE {where} RETURNING {returning}", params)
+    return cursor.fetchall()
 
 
 def _graduates_delete(cursor, graduate_ids: Sequence[int], relations: list) -> int:

@@ -159,6 +159,22 @@ def test_purge_deletes_exactly_the_experimental_records_and_keeps_the_rest(world
     assert report.triggered_by == "system:test"
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4])
+def test_batches_of_any_size_delete_exactly_the_experiments_documents(world, exp2024, settings, batch_size):
+    """A batch deletes an id range of the experiment's index: other documents between its ids stay,
+    and the last, shorter batch takes what is left."""
+    settings.REGISTRY_PURGE_BATCH_SIZE = batch_size
+    before = set(Document.objects.exclude(experiment=exp2024).values_list("pk", flat=True))
+
+    outcome = purge.experiment_purge(year=2024, actor=Actor.system("test"))
+
+    assert not Document.objects.filter(experiment=exp2024).exists()
+    assert set(Document.objects.values_list("pk", flat=True)) == before
+    assert outcome.report.documents_deleted == 5
+    assert outcome.report.graduates_deleted == 3
+    assert outcome.report.by_institution_kind == {"school": 3, "college": 2}
+
+
 def test_purge_queues_withdrawals_keeping_only_the_portal_ids(world):
     purge.experiment_purge(year=2024, actor=Actor.system("test"))
     withdrawals = Delivery.objects.filter(action="withdraw")
