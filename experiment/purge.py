@@ -263,9 +263,23 @@ def _other_relations(model, *, handled: set) -> list:
 
 
 def _clear_relations(cursor, relations: list, ids: Sequence[int]) -> None:
-    """Apply the relations' on_delete to the rows pointing at `ids` (about to be deleted)."""
+    """Apply the relations' on_delete to the rows pointing at `ids` (about to be deleted).
+
+    Each relation is first probed once over the ids' range: most batches have nothing
+    pointing at them (a replaced document, a partner's idempotency key are rare),
+    while the statement over the ids walks the column's index once per id
+    (PostgreSQL 15 descends a btree for every element of an array).
+    """
+    if not ids:
+        return
+    lo, hi = min(ids), max(ids)
     for rel in relations:
+        if rel.on_delete not in (models.SET_NULL, models.CASCADE):
+            continue
         table, column = _table(rel.related_model), _q(rel.field.column)
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {column} BETWEEN %s AND %s LIMIT 1", [lo, hi])
+        if cursor.fetchone() is None:
+            continue
         for condition, params in _in_chunks(ids):
             if rel.on_delete is models.SET_NULL:
                 cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} {condition}", params)
