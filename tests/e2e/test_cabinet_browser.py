@@ -5,6 +5,7 @@ so the page's progress bar reaches the end without a worker.
 """
 
 import pytest
+from django.db import connections
 
 from documents.models import Document, DocumentStatus, ImportJob
 from tests.documents.cabinet_support import csv_bytes, good_row, mixed_rows
@@ -71,6 +72,11 @@ def page(monkeypatch):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         yield page
         browser.close()
+        # The ORM calls made while Playwright ran (this test's and its fixtures')
+        # opened connections that the test database's teardown cannot see: Django
+        # keeps them in context variables, and Playwright's greenlets run in a
+        # context of their own. Left open, they stop the database from being dropped.
+        connections.close_all()
         assert not errors, errors
 
 
