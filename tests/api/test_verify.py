@@ -130,6 +130,7 @@ def test_a_code_with_spaces_around_or_not_a_string_is_read_as_the_serializer_rea
     assert verdict(verifier, {"code": f"  {document.verification_code}\t"})["status"] == "valid"
     assert verdict(verifier, {"code": 12}) == {"status": "not_found"}
     assert verdict(verifier, {"code": "прочее"}) == {"status": "not_found"}
+    assert verdict(verifier, {"code": "x" * 64}) == {"status": "not_found"}  # 65 is refused (above)
 
 
 @pytest.mark.postgres
