@@ -37,6 +37,7 @@ from documents.selectors import documents_for
 from documents.signing import signed_form
 from documents.validators import snils_normalize
 from documents.verification import (
+    MAX_CODE_LENGTH,
     Verification,
     VerificationStatus,
     parse_signed_form,
@@ -463,16 +464,18 @@ def _asks_by_code(data) -> bool:
     return isinstance(data, dict) and bool(data.get("code"))
 
 
-_CODE_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Every code is base64url (documents.models); such a string is one the serializer's
+# CharField accepts as it is, once trimmed.
+_CODE_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CODE_LENGTH}}}")
 
 
 def _well_formed_code(data) -> str | None:
-    """The code of a by-code request whose code has the codes' shape (base64url), else None.
+    """The code of a by-code request whose code has the codes' shape, else None.
 
     Such a request is what nearly every verification is, and the serializer would
-    only accept it unchanged (trimmed), so it is answered without one: about 5% more
-    verifications a second in the bench's verification row. Any other request, a
-    refused code included, goes through VerifyRequestSerializer and its messages.
+    only accept it unchanged (trimmed), so VerifyView answers it without one: about
+    5% more verifications a second in the bench's verification row. Any other
+    request, a refused code included, goes through VerifyRequestSerializer.
     """
     code = data.get("code") if isinstance(data, dict) else None
     if isinstance(code, str):
@@ -483,14 +486,14 @@ def _well_formed_code(data) -> str | None:
 
 
 class VerifyByCodeSerializer(serializers.Serializer):
-    """By the code from the QR link: the shape nearly every verification has.
+    """By the code from the QR link, when the code is not well formed (see _well_formed_code).
 
-    VerifyRequestSerializer.for_request validates such a request with this serializer
-    alone: building a serializer copies each declared field, and the other five
-    fields cost a tenth of the verify API's time for nothing.
+    VerifyRequestSerializer.for_request validates a request with a code with this
+    serializer alone, so that the code decides whatever else the request carries
+    (_asks_by_code): the other fields are neither read nor refused.
     """
 
-    code = serializers.CharField(max_length=64, required=False)
+    code = serializers.CharField(max_length=MAX_CODE_LENGTH, required=False)
 
     def verify(self) -> Verification:
         return verify_by_code(code=self.validated_data["code"])

@@ -30,6 +30,8 @@ from institutions.models import SigningKey
 from registry.errors import ValidationFailed
 
 MAX_SIGNED_FILE_BYTES = 256 * 1024
+# Codes are 22 characters (documents.models); a longer one is refused before any query.
+MAX_CODE_LENGTH = 64
 _MAX_REPLACEMENT_HOPS = 20
 _SHOWN = (DocumentStatus.ISSUED, DocumentStatus.ANNULLED)
 
@@ -296,7 +298,7 @@ def _from_columns(model: type[models.Model], db: str, names: tuple[str, ...], va
 def verify_by_code(*, code: str) -> Verification:
     """Verify the document behind a QR code; unknown or purged codes give NOT_FOUND."""
     code = (code or "").strip()
-    if not code or len(code) > 64:
+    if not code or len(code) > MAX_CODE_LENGTH:
         return Verification(status=VerificationStatus.NOT_FOUND)
     # A plain cursor: a RawQuerySet would resolve the model's columns on every call,
     # which costs more than the indexed read.

@@ -5,6 +5,7 @@ from django.test.utils import CaptureQueriesContext
 from documents import services
 from documents.models import Document
 from documents.signing import signed_form
+from documents.verification import MAX_CODE_LENGTH
 from institutions.models import ApiKey
 from tests.api.conftest import assert_error_shape, certificate_data, issue
 from tests.factories import DocumentFactory, GraduateFactory
@@ -119,7 +120,14 @@ def test_signed_form_of_the_api_is_what_the_verifier_accepts(alice_actor):
 
 @pytest.mark.parametrize(
     "body",
-    [{"code": ""}, {"code": "   "}, {"code": None}, {"code": "x" * 65}, {"code": "abc\x00"}, {"code": ["abc"]}],
+    [
+        {"code": ""},
+        {"code": "   "},
+        {"code": None},
+        {"code": "x" * (MAX_CODE_LENGTH + 1)},
+        {"code": "abc\x00"},
+        {"code": ["abc"]},
+    ],
 )
 def test_a_code_the_serializer_refuses_is_still_400(verifier, body):
     assert "code" in assert_error_shape(verifier.post(URL, body, format="json"), 400)["errors"]
@@ -130,7 +138,8 @@ def test_a_code_with_spaces_around_or_not_a_string_is_read_as_the_serializer_rea
     assert verdict(verifier, {"code": f"  {document.verification_code}\t"})["status"] == "valid"
     assert verdict(verifier, {"code": 12}) == {"status": "not_found"}
     assert verdict(verifier, {"code": "прочее"}) == {"status": "not_found"}
-    assert verdict(verifier, {"code": "x" * 64}) == {"status": "not_found"}  # 65 is refused (above)
+    # The longest code the API takes (one more is refused, above).
+    assert verdict(verifier, {"code": "x" * MAX_CODE_LENGTH}) == {"status": "not_found"}
 
 
 @pytest.mark.postgres
