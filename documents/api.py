@@ -47,7 +47,7 @@ from documents.verification import (
 )
 from institutions.apikeys import api_request_once
 from registry.actors import Actor
-from registry.api import JSON_PARSERS, JSON_RENDERERS
+from registry.api import JSON_PARSERS, JSON_RENDERERS, rendered
 from registry.api.errors import AUTH_ERRORS, error_responses
 from registry.api.pagination import NewestFirstCursorPagination
 from registry.api.permissions import IsIssueKey, IsVerifyKey
@@ -643,7 +643,7 @@ class VerifyView(APIView):
     def post(self, request):
         code = _well_formed_code(request.data)
         if code is not None:
-            return Response(verify_by_code(code=code).as_dict())
+            return rendered(request, verify_by_code(code=code).as_dict())
         serializer = VerifyRequestSerializer.for_request(request.data)
         serializer.is_valid(raise_exception=True)
         return Response(serializer.verify().as_dict())

@@ -49,7 +49,7 @@ from institutions.apikeys import (
     api_key_prefix,
 )
 from institutions.models import ApiKey
-from registry.api.throttling import current_window, queue_window_hit, redis_client
+from registry.api.throttling import current_window, redis_round_trips, window_hit_commands
 
 _FIELDS = [f.attname for f in ApiKey._meta.concrete_fields]
 
@@ -83,15 +83,15 @@ class KeyCache:
         trip as the generation check; the count is left on the row as `throttle_hit`
         = (window cache key, count) for ApiKeyRateThrottle.
         """
-        client = redis_client()
+        trips = redis_round_trips()
         prefix = api_key_prefix(key)
-        if client is None or prefix is None:
+        if trips is None or prefix is None:
             return api_key_authenticate(key)
         counted = None
         entry = self.entries.get(prefix)
         if entry is not None and timezone.now() < entry.fresh_until:
             row = entry.row()
-            generation, counted = _read_generation(client, row)
+            generation, counted = _read_generation(trips, row)
             if generation == entry.generation:
                 if not hmac.compare_digest(entry.key_hash, api_key_hash(key)):
                     return None
@@ -99,7 +99,7 @@ class KeyCache:
                 return row
         self.entries.pop(prefix, None)
         # Before the row: see the module's docstring.
-        generation, _none = _read_generation(client, None)
+        generation, _none = _read_generation(trips, None)
         row = api_key_authenticate(key)
         if row is None:
             return None
@@ -114,7 +114,7 @@ class KeyCache:
         return row
 
 
-def _read_generation(client, row: ApiKey | None) -> tuple[bytes | None, tuple[str, int] | None]:
+def _read_generation(trips, row: ApiKey | None) -> tuple[bytes | None, tuple[str, int] | None]:
     """Read the generation token and, for `row`, count the request in its rate window: one round trip.
 
     Without `row` (before loading a row), a missing token is created first, so an
@@ -123,14 +123,12 @@ def _read_generation(client, row: ApiKey | None) -> tuple[bytes | None, tuple[st
     """
     cache = caches["default"]
     generation_key = cache.make_and_validate_key(GENERATION_KEY)
-    pipe = client.pipeline(transaction=False)
-    if row is None:
-        pipe.set(generation_key, secrets.token_hex(16), nx=True)
-    pipe.get(generation_key)
+    commands = [("SET", generation_key, secrets.token_hex(16), "NX")] if row is None else []
+    commands.append(("GET", generation_key))
     window = current_window(row, time.time()) if row is not None else None
     if window is not None:
-        queue_window_hit(pipe, cache.make_and_validate_key(window.cache_key), timeout=window.timeout)
-    results = pipe.execute()
+        commands += window_hit_commands(cache.make_and_validate_key(window.cache_key), timeout=window.timeout)
+    results = trips.execute(commands)
     if row is None:
         return results[1], None
     return results[0], ((window.cache_key, int(results[-1])) if window is not None else None)

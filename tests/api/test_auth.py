@@ -11,6 +11,7 @@ from django.utils import timezone
 from institutions.apikeys import GENERATION_KEY, api_key_hash, api_key_revoke
 from institutions.models import ApiKey, ApiKeyScope
 from registry.api import keycache
+from registry.api.throttling import redis_client
 from tests.api.conftest import assert_error_shape, client_for
 from tests.conftest import login_to_admin
 
@@ -228,7 +229,7 @@ def test_a_changed_key_is_reread_at_once_by_every_process(change, issue_key, ope
 @needs_key_cache
 def test_a_lost_generation_token_makes_every_process_reread_its_keys(issue_key, monkeypatch):
     row, plaintext = issue_key
-    client = keycache.redis_client()
+    client = redis_client()
     token = caches["default"].make_and_validate_key(GENERATION_KEY)
     client.delete(token)  # a fresh Redis
     _as_process(monkeypatch, keycache.KeyCache())

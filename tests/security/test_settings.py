@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import parse_http_date
 
 from tests.security.pages import csp_directives, csp_problems
 
@@ -107,6 +110,24 @@ def test_signed_in_pages_are_not_cached(client, alice):
     client.force_login(alice)
     response = client.get(reverse("home"))
     assert "no-store" in response.headers["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_signed_in_pages_get_exactly_djangos_never_cache_headers(client, alice):
+    client.force_login(alice)
+    response = client.get(reverse("home"))
+    expected = HttpResponse()
+    add_never_cache_headers(expected)
+    assert response.headers["Cache-Control"] == expected.headers["Cache-Control"]
+    assert abs(parse_http_date(response.headers["Expires"]) - parse_http_date(expected.headers["Expires"])) <= 2
+
+
+@pytest.mark.django_db
+def test_a_page_that_chose_its_own_caching_keeps_it_for_a_signed_in_user(client, alice):
+    client.force_login(alice)
+    response = client.get("/.well-known/jwks.json")
+    assert response.headers["Cache-Control"].startswith("public, max-age=")
+    assert "Expires" not in response.headers
 
 
 @pytest.mark.django_db
