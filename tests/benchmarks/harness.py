@@ -584,6 +584,32 @@ def load(
     return asyncio.run(_load(port, requests_for, connections, seconds, count=count))
 
 
+def interleaved(
+    port: int, sides: dict[str, object], *, connections: int, seconds: float, rounds: int = 5
+) -> dict[str, LoadResult]:
+    """Load each of `sides` ({name: requests_for}) for `seconds` in all, in alternating rounds.
+
+    The machines are shared and their speed drifts within a minute: two back-to-back
+    10-second runs compared one side measured in a faster minute than the other (the
+    verification ratio moved between 0.45 and 0.53 from run to run). In rounds of
+    `seconds / rounds`, the order reversed every round, both sides see the same
+    minutes. Each side's result merges its rounds: requests over the time spent on
+    it, its latencies together.
+    """
+    names = list(sides)
+    merged = {name: LoadResult(0, 0.0, [], Counter(), 0) for name in names}
+    for number in range(rounds):
+        for name in names if number % 2 == 0 else reversed(names):
+            run = load(port, sides[name], connections=connections, seconds=seconds / rounds)
+            total = merged[name]
+            total.requests += run.requests
+            total.seconds += run.seconds
+            total.latencies += run.latencies
+            total.statuses.update(run.statuses)
+            total.errors += run.errors
+    return merged
+
+
 # --- Transactions -----------------------------------------------------------------
 
 
