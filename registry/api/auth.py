@@ -24,6 +24,20 @@ class Partner:
         return f"api-key:{self.api_key.prefix}"
 
 
+# Where settle() keeps an outcome on Django's request.
+_SETTLED = "_partner_authentication"
+
+
+def settle(request, outcome) -> None:
+    """Keep the outcome of authenticating Django's `request`: (Partner, ApiKey) or the refusal.
+
+    For a request authenticated before DRF's cycle (registry.api.direct) and then
+    handed to it: ApiKeyAuthentication replays the outcome instead of checking the
+    key again, which would count the request twice in the key's rate window.
+    """
+    setattr(request, _SETTLED, outcome)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Authenticate `Authorization: Bearer <prefix>.<secret>` against a live ApiKey.
 
@@ -35,6 +49,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
+        """(Partner, ApiKey), or None without a bearer key; `request` is DRF's or Django's."""
+        settled = getattr(getattr(request, "_request", request), _SETTLED, None)
+        if isinstance(settled, exceptions.AuthenticationFailed):
+            raise settled
+        if settled is not None:
+            return settled
         parts = request.META.get("HTTP_AUTHORIZATION", "").split()
         if not parts or parts[0].lower() != self.keyword.lower():
             return None

@@ -176,6 +176,7 @@ class ApiKeyRateThrottle(BaseThrottle):
             count = counted[1]
         else:
             count = window_hit(window.cache_key, timeout=window.timeout)
+            key.throttle_hit = (window.cache_key, count)  # a second check of this request counts nothing
         if count > window.limit:
             self._wait = max(1, math.ceil((window.number + 1) * window.period - now))
             return False
