@@ -227,8 +227,11 @@ class Document(models.Model):
             models.Index(fields=["issued_on"], name="document_issued_on"),
             models.Index(fields=["status", "-id"], name="document_status_id"),
             models.Index(fields=["kind", "-id"], name="document_kind_id"),
-            models.Index(fields=["number"], name="document_number"),
-            models.Index(fields=["registration_number"], name="document_registration_number"),
+            # Pattern indexes: equality and the admin's prefix searches (documents 0006).
+            models.Index(fields=["number"], name="document_number", opclasses=["text_pattern_ops"]),
+            models.Index(
+                fields=["registration_number"], name="document_registration_number", opclasses=["text_pattern_ops"]
+            ),
             models.Index(fields=["created_at"], name="document_created_at"),
             models.Index(fields=["replaces"], name="document_replaces", condition=Q(replaces__isnull=False)),
         ]

@@ -213,7 +213,7 @@ def test_past_the_bound_the_count_is_the_planners_estimate(operator_client, reco
         ("institutions.Institution", "школа", "institution_short_name_trgm"),
         ("institutions.Institution", "7701", "institution_inn_prefix"),
         ("documents.Graduate", "ёлки", "graduate_last_name_trgm"),
-        ("documents.Document", "555000", "document_number_prefix"),
+        ("documents.Document", "555000", "document_number"),
     ],
 )
 def test_admin_searches_use_their_indexes_on_postgres(rf, operator, model, term, index):
