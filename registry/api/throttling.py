@@ -5,9 +5,9 @@ SimpleRateThrottle keeps a list of every request time in the cache and rewrites
 it on each request, which at thousands of requests a minute costs more than the
 view itself. On Redis the window is created and counted in one round trip (a
 SET NX EX + INCR sent together, see RoundTrips); Django's cache API would take
-three (add, then incr's EXISTS and INCRBY), each through a freshly built client. A fixed window
-may let through up to twice the rate across a window boundary; for abuse control
-that is an acceptable trade.
+three (add, then incr's EXISTS and INCRBY), each through a freshly built client.
+A fixed window may let through up to twice the rate across a window boundary;
+for abuse control that is an acceptable trade.
 
 Rates come from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] under the key's scope
 (`issue`, `verify`), set from the environment in settings.
@@ -96,8 +96,10 @@ class RoundTrips:
         """Send `commands` together and return their replies, in order.
 
         A connection the server has closed (Redis restarted) is reopened once, as
-        redis-py's client would retry; any other failure leaves it closed, so no
-        unread reply is ever taken for the next trip's.
+        redis-py's client would retry (if the connection broke after the commands
+        ran, they run twice: a rate window counts that request twice); any other
+        failure leaves it closed, so no unread reply is ever taken for the next
+        trip's.
         """
         connection = self._connected()
         packed = connection.pack_commands(commands)
