@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connections, models, router
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from psycopg.types.datetime import TimestamptzLoader
 
 from documents.kinds import DocumentKind
 from documents.models import Document, DocumentStatus
@@ -267,7 +268,13 @@ def _by_code_cursor(db: str):
     if raw.prepare_threshold is None:
         # Only server-side binding cursors ever prepare, and Django's are client-side.
         raw.prepare_threshold = 0
-    return connection.make_cursor(psycopg.Cursor(raw))
+    cursor = psycopg.Cursor(raw)
+    if connection.timezone == dt.UTC:
+        # Django loads timestamptz with a Python loader that sets its own tzinfo; on a
+        # UTC session psycopg's own loader (in C) gives the same datetimes, tzinfo
+        # datetime.UTC included: 3% of a verification.
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+    return connection.make_cursor(cursor)
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -5,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from documents import services
 from documents.models import Document
 from documents.signing import signed_form
-from documents.verification import MAX_CODE_LENGTH
+from documents.verification import MAX_CODE_LENGTH, verify_by_code
 from institutions.models import ApiKey
 from tests.api.conftest import assert_error_shape, certificate_data, issue
 from tests.factories import DocumentFactory, GraduateFactory
@@ -168,3 +170,28 @@ def test_a_code_decides_whatever_else_the_request_carries(verifier, alice_actor)
     document = issue(alice_actor, 1)
     body = {"code": document.verification_code, "number": "other", "birth_date": "not a date"}
     assert verdict(verifier, body)["status"] == "valid"
+
+
+@pytest.mark.postgres
+def test_the_prepared_verify_loads_the_datetimes_the_orm_loads(alice_actor, settings):
+    """Its cursor loads timestamptz with psycopg's own loader: the same values and tzinfo as Django's."""
+    document = issue(alice_actor, 1)
+    services.document_annul(actor=alice_actor, document=document, reason="ошибка в дате")
+    key = document.signing_key
+    key.not_after = key.not_before + dt.timedelta(days=3650, microseconds=123457)
+    key.save(update_fields=["not_after"])
+    loaded = {}
+    for prepared in (True, False):
+        settings.REGISTRY_PREPARED_VERIFY = prepared
+        result = verify_by_code(code=document.verification_code)
+        values = (
+            result.document.signed_at,
+            result.document.annulled_at,
+            result.document.signing_key.not_before,
+            result.document.signing_key.not_after,
+        )
+        loaded[prepared] = [(value, value.tzinfo) for value in values]
+    orm = Document.objects.select_related("signing_key").get(pk=document.pk)
+    expected = [orm.signed_at, orm.annulled_at, orm.signing_key.not_before, orm.signing_key.not_after]
+    assert loaded[True] == loaded[False] == [(value, value.tzinfo) for value in expected]
+    assert {tz for _value, tz in loaded[True]} == {dt.UTC}
