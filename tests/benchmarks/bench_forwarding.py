@@ -3,9 +3,10 @@
 Project side: pending publish rows, the project's own dispatch (the tasks its outbox
 sends on commit), a real Celery worker (prefork, CONCURRENCY processes) delivering
 to the emulator running as its own server; timed from the dispatch until every row
-is done. Limit side: the same request bodies POSTed straight to the emulator from
-CONCURRENCY keep-alive connections, with fresh idempotency keys; the best of
-LIMIT_RUNS runs (see run()).
+is done; the best of PROJECT_RUNS runs, the rows made pending again with fresh
+idempotency keys between runs. Limit side: the same request bodies POSTed straight
+to the emulator from CONCURRENCY keep-alive connections, with fresh idempotency
+keys; the best of LIMIT_RUNS runs (see run()).
 """
 
 import json
@@ -36,6 +37,10 @@ TARGET = "ratio ≥ 0.50"
 CONCURRENCY = int(os.environ.get("BENCH_FORWARD_CONCURRENCY", "4"))
 TOKEN = "bench-emulator-token"
 LIMIT_RUNS = 5
+# The workers' connections to the emulator are placed as the limit's are (below), so
+# the project side is also the best of several runs: until run 12 it ran once
+# against the limit's best of five.
+PROJECT_RUNS = 3
 # The emulator's processes. A keep-alive connection stays with the process that
 # accepted it, and each process runs Python on one core at a time: with 2 processes
 # the 4 connections of either side were split 3/1 or 4/0 in five runs out of eight,
@@ -127,6 +132,27 @@ def _dispatch(ids: list[int]) -> None:
         deliver.delay(delivery_id)
 
 
+def _make_pending_again(ids: list[int]) -> None:
+    """Turn the delivered rows back into new publications: pending, fresh idempotency keys.
+
+    The emulator's state is flushed beside this, so the next run does the same work;
+    VACUUM, so it does not wade through this run's dead row versions.
+    """
+    from django.db import connection
+
+    from documents.models import Delivery
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Delivery._meta.db_table} SET state = 'pending', attempts = 0, next_attempt_at = now(), "
+            "claimed_until = NULL, last_error = '', portal_id = '', delivered_at = NULL, "
+            "idempotency_key = gen_random_uuid(), updated_at = now() WHERE id BETWEEN %s AND %s",
+            [min(ids), max(ids)],
+        )
+        cursor.execute(f"VACUUM ANALYZE {Delivery._meta.db_table}")
+    _flush_emulator()
+
+
 def _wait_done(ids: list[int], timeout: float) -> dict:
     """Poll until none of the rows is pending; return their counts by state.
 
@@ -187,14 +213,21 @@ def run(ctx: dict) -> list[Row]:
     try:
         worker = _start_worker(port)
         try:
-            log(f"  dispatch {len(ids):,} deliveries to {CONCURRENCY} worker processes")
-            start = time.perf_counter()
-            _dispatch(ids)
-            states = _wait_done(ids, timeout=600)
-            seconds = time.perf_counter() - start
+            project_runs = []  # (deliveries done, seconds, states)
+            for number in range(PROJECT_RUNS):
+                if number:
+                    _make_pending_again(ids)
+                log(f"  dispatch {len(ids):,} deliveries to {CONCURRENCY} worker processes")
+                start = time.perf_counter()
+                _dispatch(ids)
+                states = _wait_done(ids, timeout=600)
+                project_runs.append((states.get("done", 0), time.perf_counter() - start, states))
+                if project_runs[-1][0] < len(ids):
+                    break
         finally:
             worker.stop()
-        done = states.get("done", 0)
+        log(f"  project runs: {', '.join(f'{d / t:,.0f}' for d, t, _s in project_runs)} deliveries/s")
+        done, seconds, states = max(project_runs, key=lambda run: (run[0] >= len(ids), run[0] / run[1]))
 
         # The limit is the best of LIMIT_RUNS: its keep-alive connections land on the
         # emulator's 2 processes as the kernel hands them out, and unevenly placed
@@ -235,7 +268,7 @@ def run(ctx: dict) -> list[Row]:
     return [
         Row(
             METRIC,
-            fmt_rate(rate, f"deliveries/s ({done:,}, {CONCURRENCY} worker processes)"),
+            fmt_rate(rate, f"deliveries/s ({done:,}, {CONCURRENCY} worker processes, best of {len(project_runs)})"),
             limit,
             r,
             TARGET,
