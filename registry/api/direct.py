@@ -20,15 +20,13 @@ from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
-from rest_framework.utils import json
 
 from registry.api import BodyJSONParser
 from registry.api.auth import ApiKeyAuthentication, settle
+from registry.api.negotiation import first_renderer_answers
 from registry.api.throttling import ApiKeyRateThrottle
 
 _JSON = "application/json"
-# The Accept headers ApiContentNegotiation answers with the first renderer at once.
-_ACCEPTED = (None, "*/*", _JSON)
 # A direct request is a few dozen bytes; a larger one goes to DRF, whose parser
 # reads the stream (Django's request.body would refuse it over DATA_UPLOAD_MAX_MEMORY_SIZE).
 MAX_DIRECT_BODY = 4096
@@ -70,24 +68,24 @@ class DirectAnswerMixin:
         length = meta.get("CONTENT_LENGTH") or ""
         return (
             request.method == "POST"
-            and not kwargs  # no format suffix
-            and not meta.get("QUERY_STRING")
-            and meta.get("HTTP_ACCEPT") in _ACCEPTED
             and meta.get("CONTENT_TYPE") == _JSON
             and length.isdigit()
             and int(length) <= MAX_DIRECT_BODY
-            and self.renderer_classes[:1] == [JSONRenderer]
+            and not kwargs  # no format suffix
+            # What ApiContentNegotiation answers at once, with a JSON renderer.
+            and first_renderer_answers(meta, self.renderer_classes)
+            and self.renderer_classes[0] is JSONRenderer
             and list(self.parser_classes[:1]) == [BodyJSONParser]
-            and [type(a) for a in self.get_authenticators()] == [ApiKeyAuthentication]
-            and all(type(t) is ApiKeyRateThrottle for t in self.get_throttles())
+            and list(self.authentication_classes) == [ApiKeyAuthentication]
+            and all(t is ApiKeyRateThrottle for t in self.throttle_classes)
         )
 
     def _answer_directly(self, request, kwargs) -> HttpResponse | None:
         if not self._direct_shape(request, kwargs):
             return None
         try:
-            data = json.loads(request.body.decode())  # as BodyJSONParser reads it: strict, UTF-8
-        except ValueError:
+            data = BodyJSONParser.loads(request.body)
+        except exceptions.ParseError:
             return None
         value = self.direct_input(data)
         if value is None:

@@ -16,12 +16,21 @@ _ANYTHING = "*/*"
 _JSON = "application/json"
 
 
+def first_renderer_answers(meta, renderers, format_suffix=None) -> bool:
+    """Whether DRF would pick the first of `renderers` for a request with these META headers.
+
+    True for a request that accepts anything or exactly JSON (then the first renderer
+    must render JSON) and names no format; False means "ask DRF", not "refused".
+    Renderers may be classes or instances.
+    """
+    if not renderers or format_suffix is not None or meta.get("QUERY_STRING"):
+        return False
+    accept = meta.get("HTTP_ACCEPT", _ANYTHING)
+    return accept == _ANYTHING or (accept == _JSON and renderers[0].media_type == _JSON)
+
+
 class ApiContentNegotiation(DefaultContentNegotiation):
     def select_renderer(self, request, renderers, format_suffix=None):
-        meta = request.META
-        accept = meta.get("HTTP_ACCEPT", _ANYTHING)
-        if renderers and format_suffix is None and not meta.get("QUERY_STRING"):
-            first = renderers[0]
-            if accept == _ANYTHING or (accept == _JSON and first.media_type == _JSON):
-                return first, first.media_type
+        if first_renderer_answers(request.META, renderers, format_suffix):
+            return renderers[0], renderers[0].media_type
         return super().select_renderer(request, renderers, format_suffix)
