@@ -23,7 +23,7 @@ from rest_framework.renderers import JSONRenderer
 
 from registry.api import BodyJSONParser
 from registry.api.auth import ApiKeyAuthentication, settle
-from registry.api.negotiation import first_renderer_answers
+from registry.api.negotiation import ApiContentNegotiation, first_renderer_answers
 from registry.api.throttling import ApiKeyRateThrottle
 
 _JSON = "application/json"
@@ -72,7 +72,8 @@ class DirectAnswerMixin:
             and length.isdigit()
             and int(length) <= MAX_DIRECT_BODY
             and not kwargs  # no format suffix
-            # What ApiContentNegotiation answers at once, with a JSON renderer.
+            # What the view's negotiation answers at once, with a JSON renderer.
+            and self.content_negotiation_class is ApiContentNegotiation
             and first_renderer_answers(meta, self.renderer_classes)
             and self.renderer_classes[0] is JSONRenderer
             and list(self.parser_classes[:1]) == [BodyJSONParser]
